@@ -1,0 +1,1 @@
+"""System and explanation prompts (zh and en), loaded by name."""
