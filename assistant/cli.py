@@ -50,7 +50,7 @@ def _err_console():
 
 def _fail(err: Exception, code: int = 1) -> NoReturn:
     title = getattr(err, "title", type(err).__name__)
-    _err_console().print(f"[bold red]{title}:[/] {err}", highlight=False)
+    _err_console().print(f"[bold red]{title}:[/] {err}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -211,9 +211,7 @@ def import_file(shop: Shop, path: Path | str, kind: str, *, mapping: Mapping[str
         con.execute("BEGIN TRANSACTION")
         try:
             import_id = scalar(con, "SELECT nextval('import_seq')")
-            con.register("staged_arrow", staged)
-            con.execute("CREATE TEMP TABLE staged AS SELECT * FROM staged_arrow")
-            con.unregister("staged_arrow")
+            con.register("staged", staged)  # queried in place, not copied
             checked_sql = _CHECKS[kind](fields, fmt, collection)
             con.execute(f"CREATE TEMP TABLE checked AS {checked_sql}")
             step("saving", 0.7)
@@ -259,10 +257,11 @@ def _text(col: str) -> str:
 def _number(col: str) -> str:
     """Text to DOUBLE, accepting currency signs, thousands separators and a decimal comma."""
     x = f"regexp_replace(trim({col}), '[£$¥￥€元\\s]|RMB|CNY|GBP|USD|EUR', '', 'gi')"
-    return (f"TRY_CAST(CASE WHEN regexp_full_match({x}, '[-+]?\\d{{1,3}}(,\\d{{3}})+(\\.\\d+)?') "
+    plain = f"TRY_CAST(trim({col}) AS DOUBLE)"  # most values are plain numbers: skip the regular expressions
+    return (f"CASE WHEN {plain} IS NOT NULL THEN {plain} ELSE TRY_CAST(CASE WHEN regexp_full_match({x}, '[-+]?\\d{{1,3}}(,\\d{{3}})+(\\.\\d+)?') "
             f"THEN replace({x}, ',', '') "
             f"WHEN regexp_full_match({x}, '[-+]?\\d+,\\d{{1,2}}') THEN replace({x}, ',', '.') "
-            f"ELSE {x} END AS DOUBLE)")
+            f"ELSE {x} END AS DOUBLE) END")
 
 
 def _timestamp(col: str, fmt: str | None) -> str:
@@ -282,22 +281,24 @@ def _required(names: list[str]) -> list[tuple[str, str, str]]:
     return [(f"{_text('s.' + n)} IS NULL", "missing_value", n) for n in names]
 
 
-def _checked(select: str, rules: list[tuple[str, str, str | None]]) -> str:
+def _checked(select: str, rules: list[tuple[str, str, str | None]], parsed: dict[str, str]) -> str:
     """SELECT the typed columns plus ``_reason``, ``_field``, ``_value`` (raw text blamed), ``_line``, ``_record``.
 
     ``rules`` are (condition, reason code, field) in order; the first that holds decides the record's fate.
+    ``parsed`` names expressions (numbers, dates) computed once per record in an inner query, because the rules
+    and the select refer to them several times and each parse runs regular expressions.
     """
     reason = "CASE " + " ".join(f"WHEN {c} THEN '{r}'" for c, r, _ in rules) + " END"
     fld = "CASE " + " ".join(f"WHEN {c} THEN '{f}'" for c, _, f in rules) + " END"
     value = "CASE " + " ".join(f"WHEN {c} THEN s.{f}" for c, _, f in rules) + " END"
+    inner = ", ".join(f"{expr} AS {name}" for name, expr in parsed.items())
     return (f"SELECT {select}, {reason} AS _reason, {fld} AS _field, {value} AS _value, "
-            f"s.{LINE_COLUMN} AS _line, to_json(s) AS _record FROM staged s")
+            f"s.{LINE_COLUMN} AS _line FROM (SELECT s.*{', ' + inner if inner else ''} FROM staged s) s")
 
 
 def _check_orders(fields: dict[str, str], fmt: str | None, collection: str | None) -> str:
-    q = _number("s.quantity")
-    p = _number("s.unit_price")
-    ts = _timestamp("s.ordered_at", fmt)
+    parsed = {"_q": _number("s.quantity"), "_p": _number("s.unit_price"), "_ts": _timestamp("s.ordered_at", fmt)}
+    q, p, ts = "_q", "_p", "_ts"
     status_raw = f"lower({_text('s.status')})"
     cancelled = ", ".join(f"'{v}'" for v in _CANCELLED)
     returned = ", ".join(f"'{v}'" for v in _RETURNED)
@@ -308,8 +309,8 @@ def _check_orders(fields: dict[str, str], fmt: str | None, collection: str | Non
               f"WHEN {status_raw} IS NULL AND {q} < 0 AND {p} = 0 THEN 'adjustment' ELSE 'ok' END")
     rules = _required(["order_id", "product_id", "quantity", "unit_price", "ordered_at"])
     rules += [
-        (f"{q} IS NULL OR {q} <> round({q})", "bad_number", "quantity"),
-        (f"{p} IS NULL", "bad_number", "unit_price"),
+        (f"{q} IS NULL OR NOT isfinite({q}) OR abs({q}) > 1e9 OR {q} <> round({q})", "bad_number", "quantity"),
+        (f"{p} IS NULL OR NOT isfinite({p}) OR abs({p}) >= 1e13", "bad_number", "unit_price"),
         (f"{ts} IS NULL OR NOT {_date_ok(ts)}", "bad_date", "ordered_at"),
         (f"{_text('s.line')} IS NOT NULL AND TRY_CAST(trim(s.line) AS INTEGER) IS NULL", "bad_number", "line"),
         (f"{p} < 0", "negative_price", "unit_price"),
@@ -318,29 +319,32 @@ def _check_orders(fields: dict[str, str], fmt: str | None, collection: str | Non
     ]
     select = (f"{_text('s.order_id')} AS order_id, TRY_CAST(trim(s.line) AS INTEGER) AS given_line, "
               f"{_text('s.customer_id')} AS customer_id, {_text('s.product_id')} AS product_id, "
-              f"{_text('s.title')} AS title, CAST({q} AS INTEGER) AS quantity, "
-              f"CAST({p} AS DECIMAL(18, 4)) AS unit_price, {ts} AS ordered_at, {_text('s.country')} AS country, "
+              f"{_text('s.title')} AS title, TRY_CAST({q} AS INTEGER) AS quantity, "
+              f"TRY_CAST({p} AS DECIMAL(18, 4)) AS unit_price, {ts} AS ordered_at, {_text('s.country')} AS country, "
               f"{_text('s.channel')} AS channel, {status} AS status")
-    return _checked(select, rules)
+    return _checked(select, rules, parsed)
 
 
 def _check_products(fields: dict[str, str], fmt: str | None, collection: str | None) -> str:
-    price, cost, stock = _number("s.price"), _number("s.cost"), _number("s.stock")
+    parsed = {"_price": _number("s.price"), "_cost": _number("s.cost"), "_stock": _number("s.stock")}
+    price, cost, stock = parsed
     rules = _required(["product_id"])
     for name, expr in (("price", price), ("cost", cost)):
-        rules += [(f"{_text('s.' + name)} IS NOT NULL AND {expr} IS NULL", "bad_number", name),
+        rules += [(f"{_text('s.' + name)} IS NOT NULL AND ({expr} IS NULL OR NOT isfinite({expr}) "
+                   f"OR abs({expr}) >= 1e13)", "bad_number", name),
                   (f"{expr} < 0", "negative_price", name)]
-    rules.append((f"{_text('s.stock')} IS NOT NULL AND ({stock} IS NULL OR {stock} <> round({stock}))",
+    rules.append((f"{_text('s.stock')} IS NOT NULL AND ({stock} IS NULL OR NOT isfinite({stock}) "
+                  f"OR abs({stock}) > 1e9 OR {stock} <> round({stock}))",
                   "bad_number", "stock"))
     select = (f"{_text('s.product_id')} AS product_id, {_text('s.title')} AS title, "
-              f"{_text('s.category')} AS category, CAST({price} AS DECIMAL(18, 4)) AS price, "
-              f"CAST({cost} AS DECIMAL(18, 4)) AS cost, CAST({stock} AS INTEGER) AS stock")
-    return _checked(select, rules)
+              f"{_text('s.category')} AS category, TRY_CAST({price} AS DECIMAL(18, 4)) AS price, "
+              f"TRY_CAST({cost} AS DECIMAL(18, 4)) AS cost, TRY_CAST({stock} AS INTEGER) AS stock")
+    return _checked(select, rules, parsed)
 
 
 def _check_reviews(fields: dict[str, str], fmt: str | None, collection: str | None) -> str:
-    rating = _number("s.rating")
-    ts = _timestamp("s.created_at", fmt)
+    parsed = {"_rating": _number("s.rating"), "_ts": _timestamp("s.created_at", fmt)}
+    rating, ts = parsed
     text = f"COALESCE({_text('s.text')}, '')"
     cjk = f"length(regexp_replace({text} || COALESCE(s.title, ''), '[^\\x{{3400}}-\\x{{9fff}}]', '', 'g'))"
     latin = f"length(regexp_replace({text} || COALESCE(s.title, ''), '[^A-Za-z]', '', 'g'))"
@@ -348,7 +352,7 @@ def _check_reviews(fields: dict[str, str], fmt: str | None, collection: str | No
                f"THEN 'zh' ELSE 'en' END)"
     coll = (collection or "reviews").replace("'", "''")
     rules = [(f"{_text('s.text')} IS NULL AND {_text('s.title')} IS NULL", "missing_value", "text"),
-             (f"{_text('s.rating')} IS NOT NULL AND ({rating} IS NULL OR {rating} < 1 OR {rating} > 5)",
+             (f"{_text('s.rating')} IS NOT NULL AND ({rating} IS NULL OR NOT ({rating} BETWEEN 1 AND 5))",
               "bad_rating", "rating"),
              (f"{_text('s.created_at')} IS NOT NULL AND ({ts} IS NULL OR NOT {_date_ok(ts)})", "bad_date",
               "created_at"),
@@ -359,7 +363,7 @@ def _check_reviews(fields: dict[str, str], fmt: str | None, collection: str | No
               f"{_text('s.customer_id')} AS customer_id, {rating} AS rating, {_text('s.title')} AS title, "
               f"{text} AS text, {ts} AS created_at, {language} AS language, {_text('s.category')} AS category, "
               f"TRY_CAST(trim(s.label) AS INTEGER) AS label")
-    return _checked(select, rules)
+    return _checked(select, rules, parsed)
 
 
 _CHECKS = {"orders": _check_orders, "products": _check_products, "reviews": _check_reviews}
@@ -404,7 +408,7 @@ def _insert_orders(con, import_id: int) -> tuple[int, int]:
 def _insert_products(con, import_id: int) -> tuple[int, int]:
     _mark_duplicates(con, "product_id")
     total = scalar(con, "SELECT count(*) FROM checked WHERE _reason IS NULL")
-    new = con.execute("""SELECT count(*) FROM checked c WHERE _reason IS NULL AND NOT EXISTS
+    new = scalar(con, """SELECT count(*) FROM checked c WHERE _reason IS NULL AND NOT EXISTS
                          (SELECT 1 FROM products p WHERE p.product_id = c.product_id)""")
     # A products file is the authority on a product: it replaces what was derived from order lines, and fields
     # the file leaves empty keep their earlier values.
@@ -439,8 +443,9 @@ _INSERTS = {"orders": _insert_orders, "products": _insert_products, "reviews": _
 
 def _quarantine(con, import_id: int, source: str, raw: RawTable) -> None:
     con.execute("""INSERT INTO quarantine
-                   SELECT ?, ?, _line, _field, _reason, left(_value, 500), _record FROM checked
-                   WHERE _reason IS NOT NULL""", [import_id, source])
+                   SELECT ?, ?, c._line, c._field, c._reason, left(c._value, 500), to_json(s) FROM checked c
+                   JOIN staged s ON s._line = c._line WHERE c._reason IS NOT NULL ORDER BY c._line""",
+                [import_id, source])
     if raw.rejects:
         con.executemany("INSERT INTO quarantine VALUES (?, ?, ?, NULL, ?, NULL, ?)",
                         [[import_id, source, r.line, r.reason, r.raw[:2000]] for r in raw.rejects])

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,8 +111,12 @@ def _unique_headers(names: list[str]) -> list[str]:
 
 
 def _table_from_rows(header: list[str], rows: list[list[str]], lines: list[int]) -> pa.Table:
-    columns = list(zip(*rows)) if rows else [() for _ in header]
-    arrays = {name: pa.array(col, pa.string()) for name, col in zip(header, columns)}
+    """Rows of ``len(header)`` cells to a table. Arrow transposes in C, far faster than ``zip(*rows)``."""
+    import pyarrow.compute as pc
+
+    nested = pa.array(rows, pa.list_(pa.string()))
+    arrays = {name: pc.list_element(nested, i) if rows else pa.array([], pa.string())
+              for i, name in enumerate(header)}
     arrays[LINE_COLUMN] = pa.array(lines, pa.int64())
     return pa.table(arrays)
 
@@ -178,60 +182,54 @@ def read_csv_bytes(data: bytes, *, name: str = "<data>", encoding: str | None = 
     delim = delimiter or _sniff_delimiter(lines[start:])
     if len(delim) != 1:
         raise ImportFileError(f"The delimiter must be one character, not {delim!r}.")
-    header_cells = next(csv.reader([lines[start]], delimiter=delim))
-    header = _unique_headers(header_cells)
+    header = _unique_headers(next(csv.reader([lines[start]], delimiter=delim)))
     width = len(header)
     rows: list[list[str]] = []
     row_lines: list[int] = []
     rejects: list[Reject] = []
-    has_bad_bytes = used_encoding.endswith("(with invalid lines)")
-    for line_no, cells, span, error in _records(lines, start + 1, delim):
-        if error is not None:
-            rejects.append(Reject(line_no, error, lines[line_no - 1].rstrip("\r\n")))
-            continue
-        if not cells or (len(cells) == 1 and not cells[0].strip()):
-            continue  # blank line
-        if has_bad_bytes and any(_SURROGATE.search(cell) for cell in cells):
-            rejects.append(Reject(line_no, "bad_encoding", "".join(lines[line_no - 1:line_no - 1 + span])
-                                  .rstrip("\r\n").encode("utf-8", "surrogateescape").decode("utf-8", "replace")))
-            continue
-        if len(cells) != width:
-            if len(cells) > width and not any(c.strip() for c in cells[width:]):
-                cells = cells[:width]  # trailing empty fields, as spreadsheets write them
-            else:
-                rejects.append(Reject(line_no, "ragged_row", "".join(lines[line_no - 1:line_no - 1 + span])
-                                      .rstrip("\r\n")))
-                continue
-        rows.append(cells)
-        row_lines.append(line_no)
+    bad_bytes = used_encoding.endswith("(with invalid lines)")
+
+    def raw_text(first: int, last: int) -> str:  # 1-based physical lines first..last
+        text = "".join(lines[first - 1:last]).rstrip("\r\n")
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if bad_bytes else text
+
+    # This loop runs once per record (a million times for a big export), so it is kept flat: a reader over the
+    # remaining lines, restarted after the line of a broken quote.
+    pos = start + 1  # index into `lines` of the first line the current reader sees
+    while pos < len(lines):
+        reader = csv.reader(itertools.islice(lines, pos, None), delimiter=delim, strict=True)
+        consumed = 0  # lines the current reader has used so far
+        try:
+            for cells in reader:
+                first = pos + consumed + 1
+                consumed = reader.line_num
+                if not cells:
+                    continue  # an empty line is not a record
+                if len(cells) != width or (bad_bytes and any(_SURROGATE.search(c) for c in cells)):
+                    cells = _irregular(cells, width, bad_bytes)
+                    if isinstance(cells, str):
+                        rejects.append(Reject(first, cells, raw_text(first, pos + consumed)))
+                        continue
+                rows.append(cells)
+                row_lines.append(first)
+            break
+        except csv.Error:
+            # A quote opened and never closed properly: set its first line aside and resume on the next one.
+            bad = pos + consumed
+            rejects.append(Reject(bad + 1, "unbalanced_quote", raw_text(bad + 1, bad + 1)))
+            pos = bad + 1
     return RawTable(_table_from_rows(header, rows, row_lines), rejects, used_encoding, delim)
 
 
-def _records(lines: list[str], first: int, delim: str) -> Iterator[tuple[int, list[str], int, str | None]]:
-    """Yield (first line number, cells, lines spanned, error) for each record from line index ``first``.
-
-    A record whose quoting is broken yields an ``unbalanced_quote`` error for its first line only; reading then
-    resumes at the following line, so one stray quote never swallows the rest of the file.
-    """
-    pos = first  # index into `lines` of the next unread line
-    while pos < len(lines):
-        reader = csv.reader(_iter_from(lines, pos), delimiter=delim, strict=True)
-        consumed = 0
-        try:
-            for cells in reader:
-                span = reader.line_num - consumed
-                yield pos + consumed + 1, cells, span, None
-                consumed = reader.line_num
-            return
-        except csv.Error:
-            bad = pos + consumed
-            yield bad + 1, [], 1, "unbalanced_quote"
-            pos = bad + 1
-
-
-def _iter_from(lines: list[str], start: int) -> Iterator[str]:
-    for i in range(start, len(lines)):
-        yield lines[i]
+def _irregular(cells: list[str], width: int, bad_bytes: bool) -> list[str] | str:
+    """Repair a record that is not exactly ``width`` clean fields, or return the reason code to reject it."""
+    if bad_bytes and any(_SURROGATE.search(c) for c in cells):
+        return "bad_encoding"
+    if len(cells) > width and not any(c.strip() for c in cells[width:]):
+        return cells[:width]  # trailing empty fields, as spreadsheets write them
+    if len(cells) != width:
+        return "ragged_row"
+    return cells
 
 
 # --- binary formats -------------------------------------------------------------------------------------------

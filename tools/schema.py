@@ -36,7 +36,7 @@ class Field:
 
 ORDER_FIELDS = (
     Field("order_id", "text", True, "Order (invoice) number; several lines may share it.",
-          ("order id", "order no", "order number", "invoice", "invoice no", "invoice number", "invoiceno",
+          ("order id", "order", "order no", "order number", "invoice", "invoice no", "invoice number", "invoiceno",
            "订单号", "订单编号", "订单id", "订单", "单号")),
     Field("line", "integer", False, "Line number within the order. When absent, lines are told apart by content.",
           ("line", "line no", "line number", "行号", "明细行号")),
@@ -44,7 +44,7 @@ ORDER_FIELDS = (
           ("customer", "customer id", "customerid", "client id", "buyer id", "user id", "member id",
            "客户id", "客户编号", "客户", "买家id", "买家", "用户id", "会员id", "会员")),
     Field("product_id", "text", True, "Product id (SKU, stock code).",
-          ("product id", "productid", "sku", "stock code", "stockcode", "item id", "item code", "product code",
+          ("product id", "productid", "product", "sku", "stock code", "stockcode", "item id", "item code", "product code",
            "商品id", "商品编号", "商品编码", "货号", "sku编码", "商品sku")),
     Field("title", "text", False, "Product title as written on the order line.",
           ("description", "product name", "product title", "item name", "title", "name",
