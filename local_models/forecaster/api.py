@@ -184,8 +184,7 @@ class Forecaster:
         # Embedding ids are 1-based; 0 is kept for series the model never trained on (new products).
         emb_ids = np.arange(1, len(rows) + 1)
         series_ids = {panel.keys[r]: int(e) for r, e in zip(rows, emb_ids)}
-        cal = calendar_features(panel.periods.append(future_periods(panel.periods[-1], config.horizon, granularity)),
-                                granularity)
+        cal = _calendar(panel.periods, config, granularity)
         metrics: dict[str, Any] = {"fit": {}}
         if backtest:
             model_bt, info_bt = fit_at_cutoff(panel.truncate(cutoff_bt), rows, emb_ids, cutoff_bt, config, cal,
@@ -238,9 +237,7 @@ class Forecaster:
     # ------------------------------------------------------------------ prediction
 
     def _calendar(self, n_periods: int) -> np.ndarray:
-        p = self.panel.periods[:n_periods]
-        return calendar_features(p.append(future_periods(p[-1], self.config.horizon, self.granularity)),
-                                 self.granularity)
+        return _calendar(self.panel.periods[:n_periods], self.config, self.granularity)
 
     def _predict_rows(self, panel: Panel, rows: np.ndarray, origin: int, cal: np.ndarray) -> np.ndarray:
         """(len(rows), H, Q) calibrated quantiles in original units from `origin`, for panel rows `rows`."""
@@ -486,6 +483,15 @@ class Forecaster:
                           pd.DatetimeIndex(pd.to_datetime(h["periods"])), ids["granularity"], ids["value"])
         id_maps = {"series": dict(ids["series"]), "category_of": dict(ids.get("category_of", {}))}
         return cls(config, panel, model, id_maps, ckpt["metrics"], ckpt["trained_at"], device)
+
+
+def _calendar(periods: pd.DatetimeIndex, config: Config, granularity: str) -> np.ndarray:
+    """(T + H, F) calendar features for the periods and the horizon after them; F = 0 when the model does not use
+    them (building holiday calendars is the slowest part of a small fit)."""
+    every = periods.append(future_periods(periods[-1], config.horizon, granularity))
+    if not config.use_calendar:
+        return np.zeros((len(every), 0), dtype=np.float32)
+    return calendar_features(every, granularity)
 
 
 def _training_rows(panel: Panel, cutoff: int, config: Config) -> np.ndarray:

@@ -55,7 +55,7 @@ class Config:
     weight_decay: float = 1e-4
     batch_size: int = 1024
     max_epochs: int = 30
-    patience: int = 6
+    patience: int = 3
     window_stride: int = 1
     val_periods: int = 8
     refit: bool = False

@@ -189,9 +189,8 @@ def build_panel(
     v = np.nan_to_num(v)
     T = len(periods)
 
-    all_products = np.unique(pid)
+    pi, all_products = pd.factorize(pid, sort=True)
     prod_index = {k: i for i, k in enumerate(all_products)}
-    pi = np.array([prod_index[k] for k in pid], dtype=np.int64)
     full = np.zeros((len(all_products), T), dtype=np.float64)
     np.add.at(full, (pi, t_idx), v)
 
