@@ -52,7 +52,14 @@ lower is better), weekly demo data, seed 0 unless noted:
 
 Week-of-year features cannot be learned from one year of history, so weekly calendar features are off by default;
 the daily model keeps them (day-of-week is the main daily signal). `refit` (retraining on the validation weeks too)
-is off by default to keep fit time within AutoETS's; it cannot be judged on validation.
+is off by default to keep fit time within AutoETS's; it cannot be judged on validation. Patience was cut from 6 to
+3 for time (same best epoch and validation loss). Caveat: the development script printed the held-out numbers next
+to the validation loss, so although every choice above follows the validation loss or the fit time, the held-out
+weeks were seen during development and are not a pristine test.
+
+Known weaknesses: at the shop level (one smooth series in Q4's ramp) the network loses to the naive forecast and to
+AutoETS; the shop total is forecast by the same global model, trained with synthetic aggregates, and this is
+reported, not hidden. The fit-time target is a near tie with AutoETS on a shared, loaded 2-core machine.
 """
 
 
