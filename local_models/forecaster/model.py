@@ -1,0 +1,131 @@
+"""One global quantile forecaster shared by every product, category and the shop.
+
+The network sees one window at a time, normalised by that series' own scale, so a mug selling 3 a week and the
+whole shop selling 100,000 a week are the same problem to it. Two encoders are available and were compared on the
+validation window (see benchmarks/results/forecaster.md): a residual MLP over the flattened window (N-BEATS/TiDE
+style, the default) and a GRU over the history (the encoder half of DeepAR/MQ-RNN). Both decode all H periods at
+once into Q quantiles, trained with the pinball loss.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from local_models.forecaster.config import Config
+
+
+def pinball_loss(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
+    """Mean quantile (pinball) loss over the observed targets.
+
+    Args:
+        pred: (B, H, Q) predicted quantiles.
+        y: (B, H) targets.
+        mask: (B, H) 1 where the target counts.
+        quantiles: (Q,) quantile levels.
+
+    Returns:
+        Scalar loss.
+    """
+    diff = y.unsqueeze(-1) - pred  # (B, H, Q)
+    loss = torch.maximum(quantiles * diff, (quantiles - 1) * diff)  # (B, H, Q)
+    return (loss.mean(-1) * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+class _Block(nn.Module):
+    """Pre-norm residual MLP block."""
+
+    def __init__(self, width: int, dropout: float) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.fc1 = nn.Linear(width, width)
+        self.fc2 = nn.Linear(width, width)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.drop(self.fc2(F.gelu(self.fc1(self.norm(x)))))
+
+
+class QuantileForecaster(nn.Module):
+    """Global multi-horizon quantile model; see the module docstring."""
+
+    def __init__(self, config: Config, n_static: int, n_calendar: int, n_series: int) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        H, L, Q = c.horizon, c.lookback, len(c.quantiles)
+        self.register_buffer("q", torch.tensor(c.quantiles, dtype=torch.float32), persistent=False)
+        self.median_idx = list(c.quantiles).index(0.5)
+        self.emb = nn.Embedding(n_series + 1, c.id_embedding_dim) if c.id_embedding_dim > 0 else None
+        n_cal = n_calendar if c.use_calendar else 0
+        extra = n_static + H * n_cal + c.id_embedding_dim
+        if c.arch == "mlp":
+            n_in = L * (3 if c.use_shop_context else 2) + extra
+            self.inp = nn.Linear(n_in, c.hidden)
+        elif c.arch == "rnn":
+            self.rnn = nn.GRU(3 if c.use_shop_context else 2, c.hidden, batch_first=True)
+            self.inp = nn.Linear(c.hidden + extra, c.hidden)
+        else:
+            raise ValueError(f"arch must be 'mlp' or 'rnn', got {c.arch!r}")
+        self.blocks = nn.ModuleList(_Block(c.hidden, c.dropout) for _ in range(c.n_blocks))
+        self.norm = nn.LayerNorm(c.hidden)
+        self.head = nn.Linear(c.hidden, H * Q)
+        # A linear skip from the history straight to the median: the "last level" answer is then one weight away,
+        # which makes early training stable on short data.
+        self.skip = nn.Linear(L, H)
+
+    def forward(
+        self,
+        hist: torch.Tensor,
+        hist_mask: torch.Tensor,
+        shop: torch.Tensor,
+        static: torch.Tensor,
+        cal: torch.Tensor,
+        series: torch.Tensor,
+        y: torch.Tensor | None = None,
+        y_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Predicts quantiles and, given targets, the pinball loss.
+
+        Args:
+            hist: (B, L) normalised history.
+            hist_mask: (B, L) 1 where observed.
+            shop: (B, L) normalised shop history.
+            static: (B, n_static).
+            cal: (B, H, F) calendar features of the target periods.
+            series: (B,) embedding row (0 = unknown series).
+            y: (B, H) normalised targets, optional.
+            y_mask: (B, H) target mask, optional.
+
+        Returns:
+            (quantiles (B, H, Q) monotone in Q, loss or None).
+        """
+        c = self.config
+        B = hist.shape[0]
+        seq = [hist, hist_mask] + ([shop] if c.use_shop_context else [])
+        parts = [static]
+        if c.use_calendar:
+            parts.append(cal.reshape(B, -1))  # (B, H*F)
+        if self.emb is not None:
+            parts.append(self.emb(series))  # (B, E)
+        if c.arch == "mlp":
+            x = self.inp(torch.cat(seq + parts, dim=1))  # (B, hidden)
+        else:
+            _, h = self.rnn(torch.stack(seq, dim=-1))  # h: (1, B, hidden)
+            x = self.inp(torch.cat([h[0]] + parts, dim=1))  # (B, hidden)
+        for block in self.blocks:
+            x = block(x)
+        raw = self.head(F.gelu(self.norm(x))).view(B, c.horizon, len(c.quantiles))  # (B, H, Q)
+        med = raw[..., self.median_idx] + self.skip(hist)  # (B, H)
+        # Quantiles built outward from the median with positive gaps, so they can never cross.
+        gaps = F.softplus(raw)
+        below = [med]
+        for i in range(self.median_idx - 1, -1, -1):
+            below.append(below[-1] - gaps[..., i])
+        above = [med]
+        for i in range(self.median_idx + 1, len(c.quantiles)):
+            above.append(above[-1] + gaps[..., i])
+        out = torch.stack(below[::-1] + above[1:], dim=-1)  # (B, H, Q)
+        loss = None if y is None else pinball_loss(out, y, y_mask, self.q)
+        return out, loss

@@ -1,0 +1,232 @@
+"""Training loop: seeded, early stopping on a validation window that ends where the test would begin.
+
+`fit_at_cutoff` is the whole procedure for one cutoff (the first period the model may not learn from): train on
+windows whose targets end `val_periods` before the cutoff, stop on the validation window just before the cutoff,
+calibrate the interval there, then (optionally) retrain on everything before the cutoff for the chosen number of
+epochs. The backtest calls it with the cutoff at the start of the held-out periods, so nothing is ever selected on
+them; the final model calls it with the cutoff at the end of the data.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from local_models.forecaster._util import seed_everything
+from local_models.forecaster.data import N_STATIC, Panel, Windows, first_nonzero, make_windows, training_pairs
+from local_models.forecaster.evaluate import mase_scale, season_for
+from local_models.forecaster.config import Config
+from local_models.forecaster.model import QuantileForecaster, pinball_loss
+
+_FIELDS = ("hist", "hist_mask", "shop", "static", "cal", "y", "y_mask")
+
+
+@dataclass
+class FitInfo:
+    """What one `fit_at_cutoff` run did, kept in the checkpoint's metrics."""
+
+    cutoff: int
+    best_epoch: int
+    val_loss: float
+    conformal_q: float
+    val_coverage_raw: float
+    n_train_windows: int
+    n_val_windows: int
+    epochs_run: int
+    seconds: float
+    history: list[float] = field(default_factory=list)
+
+
+def _tensors(w: Windows, emb_ids: np.ndarray, device: str) -> dict[str, torch.Tensor]:
+    t = {k: torch.from_numpy(np.ascontiguousarray(getattr(w, k))).to(device) for k in _FIELDS}
+    t["series"] = torch.from_numpy(emb_ids.astype(np.int64)).to(device)
+    return t
+
+
+def _run_epoch(model, opt, data: dict[str, torch.Tensor], batch_size: int, gen: torch.Generator) -> float:
+    model.train()
+    n = data["hist"].shape[0]
+    perm = torch.randperm(n, generator=gen).to(data["hist"].device)
+    # One shuffled copy per epoch, then contiguous slices: far cheaper than gathering every batch separately.
+    shuffled = {k: v[perm] for k, v in data.items()}
+    total = 0.0
+    for i in range(0, n, batch_size):
+        _, loss = model(**{k: v[i : i + batch_size] for k, v in shuffled.items()})
+        idx = range(i, min(i + batch_size, n))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        total += loss.item() * len(idx)
+    return total / max(n, 1)
+
+
+@torch.no_grad()
+def _predict_normalised(model, data: dict[str, torch.Tensor], batch_size: int = 4096) -> torch.Tensor:
+    model.eval()
+    n = data["hist"].shape[0]
+    outs = [model(**{k: v[i : i + batch_size] for k, v in data.items() if k not in ("y", "y_mask")})[0]
+            for i in range(0, n, batch_size)]
+    return torch.cat(outs) if outs else torch.zeros(0, model.config.horizon, len(model.config.quantiles))
+
+
+def _new_model(config: Config, n_cal: int, n_series: int, device: str) -> tuple[QuantileForecaster, torch.optim.Optimizer]:
+    model = QuantileForecaster(config, n_static=N_STATIC, n_calendar=n_cal, n_series=n_series).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return model, opt
+
+
+def conformal_quantile(pred: np.ndarray, y: np.ndarray, mask: np.ndarray, config: Config) -> tuple[float, float]:
+    """Split-conformal (CQR) correction of the outer interval, in units of each window's scale.
+
+    Args:
+        pred: (N, H, Q) normalised predictions on the validation window.
+        y: (N, H) normalised targets.
+        mask: (N, H) which targets count.
+        config: For the quantile levels.
+
+    Returns:
+        (q, raw coverage): add q × scale outward to the outer pair to reach the nominal coverage (q < 0 narrows);
+        raw coverage is the interval's coverage before correction.
+    """
+    lo, hi = pred[..., 0], pred[..., -1]
+    keep = mask > 0
+    if not keep.any():
+        return 0.0, float("nan")
+    scores = np.maximum(lo - y, y - hi)[keep]
+    nominal = config.quantiles[-1] - config.quantiles[0]
+    n = scores.size
+    level = min(1.0, np.ceil((n + 1) * nominal) / n)
+    raw_cov = float((scores <= 0).mean())
+    return float(np.quantile(scores, level, method="higher")), raw_cov
+
+
+def apply_conformal(pred: np.ndarray, q: float, quantiles: tuple[float, ...]) -> np.ndarray:
+    """Moves every non-median quantile outward by q, scaled by its distance from the median (outer pair gets q)."""
+    q_levels = np.asarray(quantiles)
+    reach = (q_levels - 0.5) / (q_levels[-1] - 0.5)  # -1 for the lowest, 0 for the median, 1 for the highest
+    out = pred + q * reach
+    return np.sort(out, axis=-1)
+
+
+def fit_at_cutoff(
+    panel: Panel,
+    rows: np.ndarray,
+    emb_ids: np.ndarray,
+    cutoff: int,
+    config: Config,
+    cal: np.ndarray,
+    device: str,
+    log=None,
+) -> tuple[QuantileForecaster, FitInfo]:
+    """Trains, early-stops, calibrates and optionally refits the model using only periods before `cutoff`.
+
+    Args:
+        panel: Series to learn from (launch indices computed from data before `cutoff`).
+        rows: (S',) panel rows to train on.
+        emb_ids: (S',) embedding row per trained series (1-based; 0 is "unknown").
+        cutoff: First period the model may not see as a target.
+        config: Hyperparameters.
+        cal: (T + H, F) calendar features.
+        device: Where to train.
+        log: Optional callable taking a progress line.
+
+    Returns:
+        (model in eval mode, FitInfo).
+    """
+    c = config
+    t0 = time.perf_counter()
+    if c.threads:
+        torch.set_num_threads(c.threads)
+    val_start = cutoff - c.val_periods
+    if val_start <= 1:
+        raise ValueError(f"too little history: {cutoff} periods before the cutoff, need more than {c.val_periods + 1}")
+    emb_of_row = np.zeros(panel.values.shape[0], dtype=np.int64)
+    emb_of_row[rows] = emb_ids
+
+    def windows(first, last, target_end, stride):
+        s, o = training_pairs(panel, rows, first, last, stride)
+        w = make_windows(panel, s, o, c.lookback, c.horizon, target_end, cal)
+        return w, _tensors(w, emb_of_row[s], device)
+
+    train_panel, train_rows = with_synthetic_aggregates(panel, rows, c.synthetic_aggregates, c.seed)
+    emb_of_train = np.zeros(train_panel.values.shape[0], dtype=np.int64)
+    emb_of_train[: len(emb_of_row)] = emb_of_row
+
+    def train_windows(target_end):
+        s, o = training_pairs(train_panel, train_rows, 1, target_end - 1, c.window_stride)
+        w = make_windows(train_panel, s, o, c.lookback, c.horizon, target_end, cal)
+        return _tensors(w, emb_of_train[s], device)
+
+    train = train_windows(val_start)
+    val_w, val = windows(val_start, max(val_start, cutoff - c.horizon), cutoff, 1)
+    # Validation loss in comparable units: each window's pinball (in its own scale) times scale / MASE scale, so
+    # configurations with different lookbacks or scalings can be compared on the same number.
+    season = season_for(panel.granularity, val_start)
+    mscale = mase_scale(panel.values[:, :val_start], first_nonzero(panel.values[:, :val_start]), season)
+    w_val = val_w.scale / np.nan_to_num(mscale[val_w.series], nan=1.0)
+    val["y_mask"] = val["y_mask"] * torch.from_numpy(w_val.astype(np.float32)).to(device)[:, None]
+    n_val_targets = float(val_w.y_mask.sum())
+    seed_everything(c.seed)
+    gen = torch.Generator().manual_seed(c.seed)
+    model, opt = _new_model(c, cal.shape[1], len(rows), device)
+    best, best_epoch, best_state, history, bad = float("inf"), 0, None, [], 0
+    for epoch in range(1, c.max_epochs + 1):
+        _run_epoch(model, opt, train, c.batch_size, gen)
+        pred = _predict_normalised(model, val)
+        val_loss = pinball_loss(pred, val["y"], val["y_mask"], model.q).item() * float(val["y_mask"].sum()) / n_val_targets
+        history.append(val_loss)
+        if log:
+            log(f"epoch {epoch}: val pinball {val_loss:.4f}")
+        if val_loss < best - 1e-5:
+            best, best_epoch, best_state, bad = val_loss, epoch, copy.deepcopy(model.state_dict()), 0
+        else:
+            bad += 1
+            if bad >= c.patience:
+                break
+    epochs_run = len(history)
+    model.load_state_dict(best_state)
+    pred = _predict_normalised(model, val).cpu().numpy()
+    q, raw_cov = conformal_quantile(pred, val_w.y, val_w.y_mask, c) if c.conformal else (0.0, float("nan"))
+
+    n_train = int(train["hist"].shape[0])
+    if c.refit:
+        full = train_windows(cutoff)
+        n_train = int(full["hist"].shape[0])
+        seed_everything(c.seed)
+        gen = torch.Generator().manual_seed(c.seed)
+        model, opt = _new_model(c, cal.shape[1], len(rows), device)
+        for _ in range(best_epoch):
+            _run_epoch(model, opt, full, c.batch_size, gen)
+    model.eval()
+    info = FitInfo(cutoff, best_epoch, best, q, raw_cov, n_train, len(val_w), epochs_run,
+                   time.perf_counter() - t0, history)
+    return model, info
+
+
+def with_synthetic_aggregates(panel: Panel, rows: np.ndarray, n: int, seed: int) -> tuple[Panel, np.ndarray]:
+    """Appends `n` training-only aggregate series, each the sum of a random subset of the trained products.
+
+    A shop has one total and a handful of categories, so without help the network would learn aggregates from a
+    few windows among tens of thousands of product windows, and treat the smooth shop total like a lumpy product.
+    Random product subsets are cheap, realistic aggregates that teach it how sums behave.
+
+    Returns:
+        (panel with the extra rows flagged as categories, training rows including them).
+    """
+    prods = rows[panel.kinds[rows] == "product"]
+    if n <= 0 or len(prods) < 4:
+        return panel, rows
+    rng = np.random.default_rng(seed)
+    extra = []
+    for _ in range(n):
+        k = int(rng.integers(max(2, len(prods) // 20), max(3, len(prods) // 2) + 1))
+        extra.append(panel.values[rng.choice(prods, size=k, replace=False)].sum(0))
+    values = np.concatenate([panel.values, np.stack(extra).astype(np.float32)])
+    keys = list(panel.keys) + [f"category:~synthetic-{i}" for i in range(n)]
+    aug = Panel(keys, values, first_nonzero(values), panel.periods, panel.granularity, panel.value)
+    return aug, np.concatenate([rows, np.arange(len(panel.keys), len(keys))])
