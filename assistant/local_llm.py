@@ -560,3 +560,490 @@ def _schema_grammar(schema: Mapping[str, Any]) -> str:
         return xllamacpp.json_schema_to_grammar(compact)
     except ValueError as exc:
         raise LocalModelError(f"The reply schema is not usable by llama.cpp: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Tool calling through a JSON schema
+# ---------------------------------------------------------------------------------------------
+
+ANSWER_TOOL = "answer"
+
+_REPLY_RULES = (
+    "Reply with one JSON object and nothing else:\n"
+    '{{"tool":"<tool name>","arguments":{{...}}}} to call a tool, or\n'
+    '{{"tool":"{answer}","arguments":{{"text":"<your reply to the user>"}}}} to reply.\n'
+    'Once a tool result answers the question, reply with "{answer}" and quote its numbers.'
+).format(answer=ANSWER_TOOL)
+
+
+def tool_spec(tool: Any) -> dict[str, Any]:
+    """Describe a LangChain tool, function, pydantic model or OpenAI tool dict as a plain spec.
+
+    Returns:
+        ``{"name", "description", "parameters"}`` with ``parameters`` a JSON schema object.
+    """
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    function = convert_to_openai_tool(tool)["function"]
+    parameters = dict(function.get("parameters") or {"type": "object", "properties": {}})
+    return {"name": function["name"], "description": function.get("description", ""),
+            "parameters": parameters}
+
+
+def _closed_object(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Forbid keys the tool does not declare, so the model cannot invent arguments."""
+    closed = dict(schema)
+    closed.setdefault("type", "object")
+    closed.setdefault("properties", {})
+    closed.setdefault("additionalProperties", False)
+    return closed
+
+
+def _choice(name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"tool": {"const": name}, "arguments": _closed_object(arguments)},
+        "required": ["tool", "arguments"],
+        "additionalProperties": False,
+    }
+
+
+def build_reply_schema(specs: Sequence[Mapping[str, Any]], tool_choice: Any = None) -> dict[str, Any]:
+    """The JSON schema a reply must match: call one bound tool with valid arguments, or answer.
+
+    The schema is the union (``anyOf``) of one ``{"tool": const NAME, "arguments": ...}`` object
+    per tool plus the ``answer`` object, so the grammar sampler can only produce a known tool
+    name with arguments valid for that tool. Property order is fixed (``tool`` first), so the
+    tool's name is known before its arguments are generated.
+
+    Args:
+        specs: Tool specs from :func:`tool_spec`.
+        tool_choice: ``None``/``"auto"``: a tool or an answer; ``"any"``/``"required"``/``True``:
+            some tool; ``"none"``: answer only; a tool name (or OpenAI's
+            ``{"type": "function", "function": {"name": ...}}``): that tool.
+
+    Raises:
+        ValueError: If a tool is named ``answer`` or ``tool_choice`` names an unknown tool.
+    """
+    names = [spec["name"] for spec in specs]
+    if ANSWER_TOOL in names:
+        raise ValueError(f"A tool may not be called {ANSWER_TOOL!r}: that name means 'reply'.")
+    if isinstance(tool_choice, Mapping):
+        tool_choice = (tool_choice.get("function") or {}).get("name", tool_choice.get("name"))
+    answer = _choice(ANSWER_TOOL, {"type": "object", "properties": {"text": {"type": "string"}},
+                                   "required": ["text"]})
+    tools = [_choice(spec["name"], spec["parameters"]) for spec in specs]
+    if tool_choice in (None, "auto"):
+        options = [*tools, answer]
+    elif tool_choice in ("any", "required", True):
+        options = tools or [answer]
+    elif tool_choice == "none" or not specs:
+        options = [answer]
+    elif tool_choice in names:
+        options = [tools[names.index(tool_choice)]]
+    else:
+        raise ValueError(f"tool_choice {tool_choice!r} names no bound tool ({', '.join(names)}).")
+    return options[0] if len(options) == 1 else {"anyOf": options}
+
+
+def _signature(spec: Mapping[str, Any]) -> str:
+    """``name(a: integer, month: string)``: short enough to list many tools in few tokens."""
+    properties = (spec.get("parameters") or {}).get("properties") or {}
+    args = []
+    for name, prop in properties.items():
+        kind = prop.get("type") or ("enum" if "enum" in prop else "any")
+        if "enum" in prop:
+            kind = "|".join(json.dumps(v, ensure_ascii=False) for v in prop["enum"])
+        args.append(f"{name}: {kind}")
+    return f"{spec['name']}({', '.join(args)})"
+
+
+def tool_instructions(specs: Sequence[Mapping[str, Any]]) -> str:
+    """The text appended to the system prompt: one line per tool, then the reply rules."""
+    lines = ["Tools:"]
+    for spec in specs:
+        description = " ".join((spec.get("description") or "").split())
+        first_sentence = description.split(". ")[0].rstrip(".")
+        lines.append(f"- {_signature(spec)}" + (f": {first_sentence}." if first_sentence else ""))
+    return "\n".join(lines) + "\n\n" + _REPLY_RULES
+
+
+def _dump(value: Any) -> str:
+    """Compact JSON, matching what the grammar makes the model write (so KV prefixes match)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    parts = []
+    for block in content or []:
+        if isinstance(block, str):
+            parts.append(block)
+        elif isinstance(block, Mapping) and block.get("type") == "text":
+            parts.append(str(block.get("text", "")))
+    return "".join(parts)
+
+
+def to_llama_messages(messages: Sequence[Any], specs: Sequence[Mapping[str, Any]] = (),
+                      max_tool_chars: int = 4000) -> list[dict[str, str]]:
+    """Turn LangChain messages into the role/content dicts llama.cpp's chat template expects.
+
+    With tools bound, the tool list and reply rules join the (first) system message, earlier
+    tool calls and answers are written back as the same compact JSON the model produced, and
+    tool results become one user turn wrapped in ``<tool_response>`` (Qwen's own convention,
+    and portable to chat templates that have no ``tool`` role).
+
+    Args:
+        messages: LangChain ``BaseMessage`` objects.
+        specs: Bound tool specs; empty for plain chat.
+        max_tool_chars: Longer tool results are cut (and say so), to protect the small context.
+    """
+    from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
+
+    out: list[dict[str, str]] = []
+    call_names: dict[str, str] = {}
+    pending_results: list[str] = []
+
+    def flush_results() -> None:
+        if pending_results:
+            out.append({"role": "user",
+                        "content": "<tool_response>\n" + "\n".join(pending_results) + "\n</tool_response>"})
+            pending_results.clear()
+
+    for message in messages:
+        if isinstance(message, ToolMessage):
+            name = message.name or call_names.get(message.tool_call_id, "tool")
+            text = _text_of(message.content)
+            if len(text) > max_tool_chars:
+                text = text[:max_tool_chars] + f"… [cut: {len(text) - max_tool_chars} more characters]"
+            pending_results.append(f"{name}: {text}")
+            continue
+        flush_results()
+        if isinstance(message, SystemMessage):
+            out.append({"role": "system", "content": _text_of(message.content)})
+        elif isinstance(message, AIMessage):
+            out.append({"role": "assistant", "content": _assistant_text(message, bool(specs))})
+            for call in message.tool_calls:
+                if call.get("id"):
+                    call_names[call["id"]] = call["name"]
+        else:
+            out.append({"role": "user", "content": _text_of(message.content)})
+    flush_results()
+    if specs:
+        instructions = tool_instructions(specs)
+        if out and out[0]["role"] == "system":
+            out[0] = {"role": "system", "content": f"{out[0]['content'].rstrip()}\n\n{instructions}"}
+        else:
+            out.insert(0, {"role": "system", "content": instructions})
+    return out
+
+
+def _assistant_text(message: Any, tools_bound: bool) -> str:
+    raw = message.response_metadata.get("raw_output") if message.response_metadata else None
+    if isinstance(raw, str) and raw:
+        return raw
+    if message.tool_calls:
+        return "\n".join(_dump({"tool": c["name"], "arguments": c["args"]}) for c in message.tool_calls)
+    text = _text_of(message.content)
+    return _dump({"tool": ANSWER_TOOL, "arguments": {"text": text}}) if tools_bound else text
+
+
+def parse_reply(raw: str, allowed: Sequence[str] = (), finish_reason: str | None = None) -> Any:
+    """Turn the model's constrained JSON reply into an ``AIMessage``.
+
+    Args:
+        raw: The reply text, e.g. ``{"tool":"add","arguments":{"a":1,"b":2}}``.
+        allowed: Tool names that may be called (``answer`` is always allowed).
+        finish_reason: llama.cpp's finish reason, to explain a reply that is cut off.
+
+    Returns:
+        An ``AIMessage`` with one entry in ``tool_calls`` (id, name, args), or with the answer
+        text as its content. The raw JSON is kept in ``response_metadata["raw_output"]`` so the
+        next turn can replay it token for token and reuse the KV cache.
+
+    Raises:
+        LocalModelError: If the reply is not such JSON (in practice: cut off by ``max_tokens``).
+    """
+    from langchain_core.messages import AIMessage
+
+    try:
+        reply = json.loads(raw)
+        name = reply["tool"]
+        arguments = reply["arguments"]
+        if not isinstance(name, str) or not isinstance(arguments, dict):
+            raise TypeError("tool must be a string and arguments an object")
+    except (ValueError, KeyError, TypeError) as exc:
+        if finish_reason == "length":
+            raise LocalModelError(
+                "The local model's reply was cut off by max_tokens before it was complete; "
+                "raise max_tokens."
+            ) from exc
+        raise LocalModelError(f"The local model's reply is not a tool call or answer: {raw!r:.200}") from exc
+    if name == ANSWER_TOOL:
+        return AIMessage(content=str(arguments.get("text", "")), response_metadata={"raw_output": raw})
+    if allowed and name not in allowed:
+        raise LocalModelError(f"The local model called {name!r}, which is not a bound tool.")
+    call = {"name": name, "args": arguments, "id": f"call_{uuid.uuid4().hex[:24]}", "type": "tool_call"}
+    return AIMessage(content="", tool_calls=[call], response_metadata={"raw_output": raw})
+
+
+_ANSWER_PREFIX = re.compile(
+    r'\s*\{\s*"tool"\s*:\s*"' + ANSWER_TOOL + r'"\s*,\s*"arguments"\s*:\s*\{\s*"text"\s*:\s*"'
+)
+
+
+class AnswerStreamer:
+    """Pull the answer text out of a streamed ``{"tool":"answer",...}`` reply as it grows.
+
+    Feed it the raw deltas; it returns the newly decoded answer characters (JSON escapes
+    resolved), or nothing while the reply is a tool call or an escape is still incomplete.
+    """
+
+    def __init__(self) -> None:
+        self.raw = ""
+        self._emitted = 0
+        self._start: int | None = None
+        self._closed = False
+
+    def feed(self, delta: str) -> str:
+        """Add a delta of raw reply text; return the answer text it completes."""
+        self.raw += delta
+        if self._closed:
+            return ""
+        if self._start is None:
+            match = _ANSWER_PREFIX.match(self.raw)
+            if match is None:
+                return ""
+            self._start = match.end()
+        body = self._complete_body()
+        decoded = json.loads(f'"{body}"')
+        new, self._emitted = decoded[self._emitted:], len(decoded)
+        return new
+
+    def _complete_body(self) -> str:
+        """The string body up to the last fully received character (or the closing quote)."""
+        assert self._start is not None
+        text, i, end = self.raw, self._start, self._start
+        while i < len(text):
+            ch = text[i]
+            if ch == '"':
+                self._closed = True
+                return text[self._start:i]
+            if ch != "\\":
+                i += 1
+            elif i + 1 >= len(text):
+                break
+            elif text[i + 1] != "u":
+                i += 2
+            elif i + 6 > len(text):
+                break
+            elif 0xD800 <= int(text[i + 2:i + 6], 16) < 0xDC00:
+                # A high surrogate only makes a character with the low one that follows it.
+                if i + 12 > len(text):
+                    break
+                i += 12
+            else:
+                i += 6
+            end = i
+        return text[self._start:end]
+
+
+# ---------------------------------------------------------------------------------------------
+# The LangChain chat model
+# ---------------------------------------------------------------------------------------------
+
+
+def _chat_model_base() -> type:
+    from langchain_core.language_models.chat_models import BaseChatModel
+
+    return BaseChatModel
+
+
+def __getattr__(name: str) -> Any:
+    # ChatLocalLlama subclasses LangChain's BaseChatModel, whose import takes about a second;
+    # building the class on first access keeps `import assistant.local_llm` cheap.
+    if name == "ChatLocalLlama":
+        cls = _build_chat_class()
+        globals()["ChatLocalLlama"] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _build_chat_class() -> type:
+    """Define ChatLocalLlama; called once, on first access (see the module's __getattr__)."""
+    from langchain_core.callbacks import CallbackManagerForLLMRun
+    from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+    from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+    from pydantic import ConfigDict, Field
+
+    BaseChatModel = _chat_model_base()
+
+    class ChatLocalLlama(BaseChatModel):
+        """A LangChain chat model answered by a :class:`LocalLlamaRuntime` in this process.
+
+        Tool calling is done with a JSON schema (see :func:`build_reply_schema`) rather than
+        OpenAI ``tool_calls``, which small models leave empty; replies still come back as
+        ``AIMessage.tool_calls``, so ``langchain.agents.create_agent`` drives it like any other
+        model.
+
+        Attributes:
+            runtime: The runtime that owns the model (shared by bound copies).
+            max_tokens: Most tokens per reply.
+            temperature: ``0`` decodes greedily, so replies repeat.
+            max_tool_chars: Tool results longer than this are cut before the model reads them.
+            tool_specs: Specs of the bound tools (set by :meth:`bind_tools`).
+            tool_choice: How the reply may use the tools (see :func:`build_reply_schema`).
+        """
+
+        model_config = ConfigDict(arbitrary_types_allowed=True)
+
+        runtime: Any
+        max_tokens: int = 512
+        temperature: float = 0.0
+        max_tool_chars: int = 4000
+        tool_specs: list[dict[str, Any]] = Field(default_factory=list)
+        tool_choice: Any = None
+
+        @property
+        def _llm_type(self) -> str:
+            return "shopkeeper-local-llama"
+
+        @property
+        def _identifying_params(self) -> dict[str, Any]:
+            path = getattr(self.runtime, "model_path", None)
+            return {"model_path": str(path) if path else getattr(self.runtime, "variant", None),
+                    "max_tokens": self.max_tokens, "temperature": self.temperature}
+
+        def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None,
+                       **kwargs: Any) -> ChatLocalLlama:
+            """Return a copy of this model that may call ``tools``.
+
+            Args:
+                tools: LangChain tools, typed functions, pydantic models or OpenAI tool dicts.
+                tool_choice: See :func:`build_reply_schema`.
+                **kwargs: OpenAI-only options such as ``parallel_tool_calls`` or ``strict``;
+                    ignored, because the schema already allows exactly one valid call.
+            """
+            specs = [tool_spec(tool) for tool in tools]
+            build_reply_schema(specs, tool_choice)  # fail now, not on the first request
+            return self.model_copy(update={"tool_specs": specs, "tool_choice": tool_choice})
+
+        def warm(self, system_prompt: str) -> dict[str, Any]:
+            """Read the system prompt (with this model's tool list) into the KV cache now.
+
+            Run it while the user types; the first real turn then only reads the new message.
+
+            Returns:
+                llama.cpp's stats for the warm-up request (``timings["prompt_ms"]`` is the cost).
+            """
+            from langchain_core.messages import HumanMessage, SystemMessage
+
+            prefix = to_llama_messages([SystemMessage(system_prompt), HumanMessage("")],
+                                       self.tool_specs, self.max_tool_chars)
+            return self.runtime.warm(prefix)
+
+        # -- requests ----------------------------------------------------------------------
+
+        def _request(self, messages: list[BaseMessage], stop: list[str] | None,
+                     **kwargs: Any) -> tuple[list[dict[str, str]], dict[str, Any] | None, dict[str, Any]]:
+            llama_messages = to_llama_messages(messages, self.tool_specs, self.max_tool_chars)
+            schema = build_reply_schema(self.tool_specs, self.tool_choice) if self.tool_specs else None
+            options = {"max_tokens": kwargs.get("max_tokens", self.max_tokens),
+                       "temperature": kwargs.get("temperature", self.temperature), "stop": stop}
+            return llama_messages, schema, options
+
+        def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                      run_manager: CallbackManagerForLLMRun | None = None,
+                      **kwargs: Any) -> ChatResult:
+            llama_messages, schema, options = self._request(messages, stop, **kwargs)
+            stats: dict[str, Any] = {}
+            raw = self.runtime.chat(llama_messages, json_schema=schema, stats=stats, **options)
+            if schema is None:
+                message = AIMessage(content=raw)
+            else:
+                message = parse_reply(raw, [s["name"] for s in self.tool_specs], stats.get("finish_reason"))
+                if self._repeats_a_call(message, messages):
+                    # Small models sometimes call the same tool again instead of answering;
+                    # the result is already in the conversation, so make it answer.
+                    stats = {}
+                    answer_only = build_reply_schema(self.tool_specs, "none")
+                    raw = self.runtime.chat(llama_messages, json_schema=answer_only, stats=stats, **options)
+                    message = parse_reply(raw, (), stats.get("finish_reason"))
+            _attach_stats(message, stats)
+            return ChatResult(generations=[ChatGeneration(message=message)])
+
+        def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                    run_manager: CallbackManagerForLLMRun | None = None,
+                    **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+            llama_messages, schema, options = self._request(messages, stop, **kwargs)
+            stats: dict[str, Any] = {}
+            if schema is None:
+                for delta in self.runtime.chat(llama_messages, stream=True, stats=stats, **options):
+                    yield self._text_chunk(delta, run_manager)
+                yield ChatGenerationChunk(message=_stats_chunk(stats))
+                return
+            streamer = AnswerStreamer()
+            for delta in self.runtime.chat(llama_messages, json_schema=schema, stream=True,
+                                           stats=stats, **options):
+                if text := streamer.feed(delta):
+                    yield self._text_chunk(text, run_manager)
+            message = parse_reply(streamer.raw, [s["name"] for s in self.tool_specs],
+                                  stats.get("finish_reason"))
+            if self._repeats_a_call(message, messages):
+                stats = {}
+                streamer = AnswerStreamer()
+                answer_only = build_reply_schema(self.tool_specs, "none")
+                for delta in self.runtime.chat(llama_messages, json_schema=answer_only, stream=True,
+                                               stats=stats, **options):
+                    if text := streamer.feed(delta):
+                        yield self._text_chunk(text, run_manager)
+                message = parse_reply(streamer.raw, (), stats.get("finish_reason"))
+            final = _stats_chunk(stats)
+            final.response_metadata["raw_output"] = streamer.raw
+            if message.tool_calls:
+                call = message.tool_calls[0]
+                final.tool_call_chunks = [{"name": call["name"], "args": _dump(call["args"]),
+                                           "id": call["id"], "index": 0, "type": "tool_call_chunk"}]
+            yield ChatGenerationChunk(message=final)
+
+        @staticmethod
+        def _text_chunk(text: str, run_manager: CallbackManagerForLLMRun | None) -> ChatGenerationChunk:
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
+            if run_manager is not None:
+                run_manager.on_llm_new_token(text, chunk=chunk)
+            return chunk
+
+        @staticmethod
+        def _repeats_a_call(message: AIMessage, history: list[BaseMessage]) -> bool:
+            if not message.tool_calls:
+                return False
+            call = message.tool_calls[0]
+            return any(
+                isinstance(old, AIMessage) and any(
+                    c["name"] == call["name"] and c["args"] == call["args"] for c in old.tool_calls)
+                for old in history
+            )
+
+    def _usage(stats: Mapping[str, Any]) -> dict[str, int] | None:
+        usage = stats.get("usage") or {}
+        if not usage:
+            return None
+        return {"input_tokens": int(usage.get("prompt_tokens", 0)),
+                "output_tokens": int(usage.get("completion_tokens", 0)),
+                "total_tokens": int(usage.get("total_tokens", 0))}
+
+    def _attach_stats(message: AIMessage, stats: Mapping[str, Any]) -> None:
+        message.usage_metadata = _usage(stats)
+        message.response_metadata.update(finish_reason=stats.get("finish_reason"),
+                                         timings=stats.get("timings", {}))
+
+    def _stats_chunk(stats: Mapping[str, Any]) -> AIMessageChunk:
+        chunk = AIMessageChunk(content="", usage_metadata=_usage(stats))
+        chunk.response_metadata.update(finish_reason=stats.get("finish_reason"),
+                                       timings=stats.get("timings", {}))
+        return chunk
+
+    ChatLocalLlama.__module__ = __name__
+    ChatLocalLlama.__qualname__ = "ChatLocalLlama"
+    return ChatLocalLlama
