@@ -894,6 +894,8 @@ def _build_chat_class() -> type:
             max_tool_chars: Tool results longer than this are cut before the model reads them.
             tool_specs: Specs of the bound tools (set by :meth:`bind_tools`).
             tool_choice: How the reply may use the tools (see :func:`build_reply_schema`).
+            streaming: Stream even when called with ``invoke`` (LangChain's convention), so
+                callbacks see tokens as they come.
         """
 
         model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -904,6 +906,7 @@ def _build_chat_class() -> type:
         max_tool_chars: int = 4000
         tool_specs: list[dict[str, Any]] = Field(default_factory=list)
         tool_choice: Any = None
+        streaming: bool = False
 
         @property
         def _llm_type(self) -> str:
