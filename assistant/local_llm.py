@@ -29,7 +29,7 @@ import tempfile
 import threading
 import uuid
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -1002,13 +1002,9 @@ def _build_chat_class() -> type:
                     if text := streamer.feed(delta):
                         yield self._text_chunk(text, run_manager)
                 message = parse_reply(streamer.raw, (), stats.get("finish_reason"))
-            final = _stats_chunk(stats)
-            final.response_metadata["raw_output"] = streamer.raw
-            if message.tool_calls:
-                call = message.tool_calls[0]
-                final.tool_call_chunks = [{"name": call["name"], "args": _dump(call["args"]),
-                                           "id": call["id"], "index": 0, "type": "tool_call_chunk"}]
-            yield ChatGenerationChunk(message=final)
+            call_chunks = [{"name": c["name"], "args": _dump(c["args"]), "id": c["id"], "index": 0,
+                            "type": "tool_call_chunk"} for c in message.tool_calls]
+            yield ChatGenerationChunk(message=_stats_chunk(stats, call_chunks, streamer.raw))
 
         @staticmethod
         def _text_chunk(text: str, run_manager: CallbackManagerForLLMRun | None) -> ChatGenerationChunk:
@@ -1041,11 +1037,13 @@ def _build_chat_class() -> type:
         message.response_metadata.update(finish_reason=stats.get("finish_reason"),
                                          timings=stats.get("timings", {}))
 
-    def _stats_chunk(stats: Mapping[str, Any]) -> AIMessageChunk:
-        chunk = AIMessageChunk(content="", usage_metadata=_usage(stats))
-        chunk.response_metadata.update(finish_reason=stats.get("finish_reason"),
-                                       timings=stats.get("timings", {}))
-        return chunk
+    def _stats_chunk(stats: Mapping[str, Any], tool_call_chunks: list[dict[str, Any]] | None = None,
+                     raw: str | None = None) -> AIMessageChunk:
+        metadata = {"finish_reason": stats.get("finish_reason"), "timings": stats.get("timings", {})}
+        if raw is not None:
+            metadata["raw_output"] = raw
+        return AIMessageChunk(content="", usage_metadata=_usage(stats), response_metadata=metadata,
+                              tool_call_chunks=tool_call_chunks or [])
 
     ChatLocalLlama.__module__ = __name__
     ChatLocalLlama.__qualname__ = "ChatLocalLlama"

@@ -140,8 +140,8 @@ def test_messages_put_tools_in_the_system_prompt_and_results_in_one_user_turn() 
     assert out[0]["content"].startswith("You help shops.\n\nTools:\n- add(")
     assert out[2]["content"] == ('{"tool":"add","arguments":{"a":1,"b":2}}\n'
                                  '{"tool":"sales_total","arguments":{"month":"2024-03"}}')
-    assert out[3]["content"] == ("<tool_response>\nadd: 3\nsales_total: xxxxxxxxxx… [cut: 40 more characters]"
-                                 "\n</tool_response>")
+    assert out[3]["content"] == (
+        "<tool_response>\nadd: 3\nsales_total: xxxxxxxxxx… [cut: 40 more characters]\n</tool_response>")
 
 
 def test_messages_replay_the_models_raw_reply_and_answers_as_json() -> None:
@@ -321,7 +321,8 @@ def test_runtime_checks_the_model_file_before_llama_cpp_sees_it(tmp_path: Path) 
 # ---------------------------------------------------------------------------------------------
 
 
-def fake_variant(tmp_path: Path, payload: bytes, digest: str | None = None) -> tuple[ModelVariant, list[Path]]:
+def fake_variant(tmp_path: Path, payload: bytes,
+                 digest: str | None = None) -> tuple[ModelVariant, list[Path]]:
     parts = []
     for i, start in enumerate(range(0, len(payload), 4), start=1):
         part = tmp_path / f"part{i:02d}.bin"
@@ -494,6 +495,21 @@ def test_streamed_answer_arrives_in_pieces() -> None:
     assert "".join(pieces) == "Hello there, shop owner"
 
 
+def test_streamed_tool_call_arrives_whole() -> None:
+    runtime = ScriptedRuntime(['{"tool":"add","arguments":{"a":2,"b":3}}'])
+    model = local_llm.ChatLocalLlama(runtime=runtime).bind_tools(shop_tools())
+
+    chunks = list(model.stream("2+3?"))
+    chunk = chunks[0]
+    for more in chunks[1:]:
+        chunk += more
+
+    assert chunk.content == ""
+    assert chunk.tool_calls[0]["name"] == "add"
+    assert chunk.tool_calls[0]["args"] == {"a": 2, "b": 3}
+    assert chunk.response_metadata["raw_output"] == '{"tool":"add","arguments":{"a":2,"b":3}}'
+
+
 def test_warm_sends_the_same_system_prefix_as_a_real_turn() -> None:
     from langchain_core.messages import HumanMessage, SystemMessage
 
@@ -586,8 +602,9 @@ def test_real_model_serves_the_openai_api_on_localhost(real_runtime: LocalLlamaR
     llm = ChatOpenAI(model="local", base_url=base_url, api_key="local", use_responses_api=False,
                      timeout=60, max_retries=0, temperature=0, max_tokens=8)
 
-    reply = llm.invoke("What is 2+3? Reply with only the number.")
-    streamed = "".join(str(chunk.content) for chunk in llm.stream("What is 2+3? Reply with only the number."))
+    question = "What is 2+3? Reply with only the number."
+    reply = llm.invoke(question)
+    streamed = "".join(str(chunk.content) for chunk in llm.stream(question))
     schema = {"type": "object", "properties": {"total": {"type": "integer"}}, "required": ["total"]}
     structured = llm.bind(max_tokens=24, response_format={
         "type": "json_schema", "json_schema": {"name": "sum", "schema": schema}}).invoke("What is 2+3?")
