@@ -27,6 +27,7 @@ import re
 import secrets
 import tempfile
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -338,8 +339,6 @@ class LocalLlamaRuntime:
             if not self._finalizer.alive:
                 raise LocalModelError("This local model runtime was closed; create a new one.")
             path = self._resolve_model_path()
-            import time
-
             import xllamacpp
 
             params = xllamacpp.CommonParams()

@@ -510,6 +510,18 @@ def test_streamed_tool_call_arrives_whole() -> None:
     assert chunk.response_metadata["raw_output"] == '{"tool":"add","arguments":{"a":2,"b":3}}'
 
 
+async def test_astream_through_the_runtime_releases_its_lock_between_replies() -> None:
+    # LangChain's default astream resumes the sync generator on executor threads, so the
+    # request lock is released by a thread other than the one that took it.
+    chunks = [{"choices": [{"delta": {"content": piece}}]} for piece in ("Hel", "lo", "!")]
+    model = local_llm.ChatLocalLlama(runtime=runtime_with(FakeServer(chunks)))
+
+    first = [c.content async for c in model.astream("hi") if c.content]
+    second = [c.content async for c in model.astream("hi") if c.content]
+
+    assert first == second == ["Hel", "lo", "!"]
+
+
 def test_warm_sends_the_same_system_prefix_as_a_real_turn() -> None:
     from langchain_core.messages import HumanMessage, SystemMessage
 
