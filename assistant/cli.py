@@ -328,10 +328,83 @@ def train_cmd(
 def ask_cmd(
     question: Annotated[str, typer.Argument(help="The question, or '-' to read it from stdin.")],
     shop: ShopOption = None,
-    as_json: JsonOption = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: answer, language, tool_calls, "
+                                                         "citations, grounded, timings.")] = False,
+    provider: Annotated[str | None, typer.Option(help="openai | local | auto (default: the settings).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name at the provider, e.g. deepseek-chat.")] = None,
+    thread: Annotated[str | None, typer.Option(help="Continue this conversation id.")] = None,
 ) -> None:
-    """Ask one question from the shell and print the answer."""
-    _not_built("The assistant", "the agent issue")
+    """Ask one question from the shell. The answer goes to stdout, tool lines to stderr.
+
+    Exit codes: 0 answered, 1 the model or a tool failed (one-line reason on stderr), 2 usage error.
+    """
+    import asyncio
+
+    from assistant.api import Assistant
+    from tools.errors import ShopkeeperError
+
+    if question == "-":
+        question = sys.stdin.read()
+    question = question.strip()
+    if not question:
+        _err_console().print("The question is empty.")
+        raise typer.Exit(2)
+    if provider not in (None, "openai", "local", "auto"):
+        _err_console().print(f"Unknown provider {provider!r}: use openai, local or auto.")
+        raise typer.Exit(2)
+    try:
+        bot = Assistant.open(shop, provider=provider, model=model)
+    except ShopkeeperError as err:
+        _fail(err)
+    try:
+        answer = asyncio.run(_ask_stream(bot, question, thread, as_json))
+    finally:
+        bot.close()
+    if as_json:
+        _print_json(answer.to_dict())
+    if answer.incomplete:
+        raise typer.Exit(1)
+
+
+async def _ask_stream(bot, question: str, thread: str | None, quiet: bool):
+    """Print tool lines (stderr) and the answer (stdout) as they come; return the final Answer."""
+    from assistant.events import AnswerDone, ErrorEvent, Revising, TextDelta, ToolFinished, ToolStarted
+
+    err = _err_console()
+    shown: list[str] = []
+    answer = None
+    async for event in bot.stream(question, thread):
+        if isinstance(event, ToolStarted):
+            args = ", ".join(f"{k}={v!r}" for k, v in event.args.items())
+            err.print(f"[dim]→ {event.name}({args})[/]", highlight=False, soft_wrap=True)
+        elif isinstance(event, ToolFinished):
+            mark = "[green]✓[/]" if event.call.ok else "[red]✗[/]"
+            err.print(f"[dim]  {mark} {event.call.name} {event.call.seconds:.2f} s[/]", highlight=False)
+        elif isinstance(event, TextDelta) and not quiet:
+            shown.append(event.text)
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+        elif isinstance(event, Revising) and not quiet:
+            if shown:
+                sys.stdout.write("\n")
+            err.print(f"[yellow]Draft withdrawn: figures not found in any tool result ({', '.join(event.ungrounded)})"
+                      f"; {'asking the model to correct it' if event.how == 'retry' else 'showing the tool results'}"
+                      "…[/]", highlight=False, soft_wrap=True)
+            shown = []
+        elif isinstance(event, ErrorEvent):
+            err.print(f"[bold red]{event.title}:[/] {event.message}", highlight=False, soft_wrap=True)
+        elif isinstance(event, AnswerDone):
+            answer = event.answer
+    if not quiet and answer is not None and not answer.incomplete:
+        if "".join(shown).strip() != answer.text.strip():
+            if shown:
+                sys.stdout.write("\n")
+            sys.stdout.write(answer.text)
+        sys.stdout.write("\n")
+        if answer.thread_id:
+            err.print(f"[dim]conversation {answer.thread_id} · {answer.timings.get('total', 0):.1f} s"
+                      f"{' · grounded' if answer.grounded else ''}[/]", highlight=False)
+    return answer
 
 
 @app.command("chat")

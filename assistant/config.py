@@ -65,6 +65,15 @@ class LocalModelSettings(BaseModel):
     threads: int | None = Field(None, ge=1, description="Decoding threads; default 1 on 2 cores, else cores - 1.")
 
 
+class AgentSettings(BaseModel):
+    """Limits of one question."""
+
+    max_tool_rounds: int = Field(6, ge=1, le=20, description="Model-tool rounds before falling back to tools' "
+                                                             "summaries.")
+    time_budget_s: float = Field(180.0, gt=0, description="Seconds allowed for one question, retries included.")
+    history_turns: int = Field(4, ge=0, le=50, description="Earlier turns of the conversation the model sees.")
+
+
 class Settings(BaseSettings):
     """All of Shopkeeper's settings."""
 
@@ -78,6 +87,7 @@ class Settings(BaseSettings):
         "redacted", description="local-only refuses remote providers; redacted sends only redacted data.")
     provider: ProviderSettings = Field(default_factory=ProviderSettings)
     local: LocalModelSettings = Field(default_factory=LocalModelSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
 
     @property
     def shops_dir(self) -> Path:

@@ -42,4 +42,6 @@ def build_demo_shop(path: Path, progress: Callable[[str, str, float], None] | No
     for name, kind, collection in DEMO_FILES:
         step = (lambda stage, frac, _name=name: progress(_name, stage, frac)) if progress else None
         reports.append(import_file(shop, data / name, kind, collection=collection, progress=step))
+    with shop.connect() as con:  # the retailer sells in pounds sterling
+        con.execute("INSERT OR REPLACE INTO meta VALUES ('currency_symbol', '£')")
     return reports

@@ -412,16 +412,17 @@ def _insert_products(con, import_id: int) -> tuple[int, int]:
                          (SELECT 1 FROM products p WHERE p.product_id = c.product_id)""")
     # A products file is the authority on a product: it replaces what was derived from order lines, and fields
     # the file leaves empty keep their earlier values.
-    con.execute("""
+    con.execute(f"""
         INSERT INTO products
-        SELECT product_id, title, category, price, cost, stock, 'products' FROM checked WHERE _reason IS NULL
+        SELECT product_id, title, category, price, cost, stock, 'products', {_product_kind('title')}
+        FROM checked WHERE _reason IS NULL
         ON CONFLICT (product_id) DO UPDATE SET
             title = COALESCE(excluded.title, products.title),
             category = COALESCE(excluded.category, products.category),
             price = COALESCE(excluded.price, products.price),
             cost = COALESCE(excluded.cost, products.cost),
             stock = COALESCE(excluded.stock, products.stock),
-            source = 'products'""")
+            source = 'products', kind = excluded.kind""")
     return new, total - new
 
 
@@ -451,6 +452,15 @@ def _quarantine(con, import_id: int, source: str, raw: RawTable) -> None:
                         [[import_id, source, r.line, r.reason, r.raw[:2000]] for r in raw.rejects])
 
 
+#: Titles of order lines that are charges rather than goods (postage, fees, discounts, manual adjustments).
+FEE_TITLE = (r"(?i)^\s*((\w+\s+){0,2}(postage|carriage|shipping|delivery charges?|manual|discount|samples?|"
+             r"bank charges?|fees?|commission)|adjust\w*( .*)?)\s*$|^(运费|邮费|手续费|折扣|优惠|佣金)")
+
+
+def _product_kind(title: str) -> str:
+    return f"CASE WHEN regexp_matches(COALESCE({title}, ''), '{FEE_TITLE}') THEN 'fee' ELSE 'merchandise' END"
+
+
 def _refresh_derived(con) -> None:
     """Rebuild ``customers`` and the products known only from order lines, after new order lines."""
     con.execute("""
@@ -458,14 +468,15 @@ def _refresh_derived(con) -> None:
         SELECT product_id, mode(title) AS title,
                median(unit_price) FILTER (WHERE status = 'ok' AND unit_price > 0) AS price
         FROM orders GROUP BY product_id""")
-    con.execute("""
+    con.execute(f"""
         INSERT INTO products
-        SELECT product_id, title, NULL, price, NULL, NULL, 'orders' FROM derived_products
+        SELECT product_id, title, NULL, price, NULL, NULL, 'orders', {_product_kind('title')} FROM derived_products
         ON CONFLICT (product_id) DO UPDATE SET
             title = CASE WHEN products.source = 'orders' THEN excluded.title
                          ELSE COALESCE(products.title, excluded.title) END,
             price = CASE WHEN products.source = 'orders' THEN excluded.price
-                         ELSE COALESCE(products.price, excluded.price) END""")
+                         ELSE COALESCE(products.price, excluded.price) END,
+            kind = CASE WHEN products.source = 'orders' THEN excluded.kind ELSE products.kind END""")
     con.execute("DELETE FROM customers")
     con.execute("""
         INSERT INTO customers

@@ -12,9 +12,13 @@ from dataclasses import dataclass
 
 from tools.base import ToolInputError
 
-PERIOD_HELP = ("last_7_days, last_30_days, last_90_days, last_week (previous Monday-Sunday), this_month, "
-               "last_month, this_year, last_year, all, a year '2011', a month '2011-11', or a range "
-               "'2011-11-01..2011-11-15'")
+PERIOD_HELP = ("last_7_days, last_30_days, last_90_days, last_week (previous Monday-Sunday), this_week, "
+               "this_month, last_month, this_year, last_year, all, a year '2011', a month '2011-11', a day "
+               "'2011-11-05', or a range '2011-11-01..2011-11-15'")
+#: The same, as a regular expression: argument schemas carry it so that constrained decoding (the local model)
+#: can only produce a valid period.
+PERIOD_PATTERN = (r"^(last_[0-9]{1,3}_days|last_week|this_week|this_month|last_month|this_year|last_year|all|"
+                  r"[0-9]{4}(-[0-9]{2}(-[0-9]{2}(\.\.[0-9]{4}-[0-9]{2}-[0-9]{2})?)?)?)$")
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,8 @@ def resolve_period(spec: str, first: dt.date, last: dt.date) -> Period:
             raise ToolInputError(f"Unknown month {spec!r}. Periods: {PERIOD_HELP}.")
         start = dt.date(y, m, 1)
         return Period(s, start, _add_months(start, 1))
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", s):
+        s = f"{s}..{s}"
     rng = re.fullmatch(r"(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})", s)
     if rng:
         try:

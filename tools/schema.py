@@ -151,7 +151,8 @@ CREATE TABLE IF NOT EXISTS products (
     price DECIMAL(18, 4),
     cost DECIMAL(18, 4),
     stock INTEGER,
-    source VARCHAR NOT NULL         -- 'products' (imported file) | 'orders' (derived from order lines)
+    source VARCHAR NOT NULL,        -- 'products' (imported file) | 'orders' (derived from order lines)
+    kind VARCHAR NOT NULL           -- 'merchandise' | 'fee' (postage, fees, discounts: told by the title)
 );
 CREATE TABLE IF NOT EXISTS customers (
     customer_id VARCHAR PRIMARY KEY,

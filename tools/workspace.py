@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,18 @@ if TYPE_CHECKING:
 
 DB_NAME = "shop.duckdb"
 _LOCK_WAIT_S = 3.0
+
+# DuckDB shares one database instance per file inside a process, and refuses a connection whose configuration
+# differs from the open ones (query_data opens with external access off). Connections to a shop from this
+# process are therefore taken one at a time; each lives for one short operation.
+_process_locks: dict[Path, threading.RLock] = {}
+_process_locks_guard = threading.Lock()
+
+
+def process_lock(db_path: Path) -> threading.RLock:
+    """The lock that serialises this process's connections to ``db_path``."""
+    with _process_locks_guard:
+        return _process_locks.setdefault(db_path, threading.RLock())
 
 
 def _private_dir(path: Path) -> None:
@@ -107,15 +120,23 @@ class Shop:
             read_only: open without write access (several readers may share the file).
             create: allow creating the database file; otherwise a missing shop is an error.
         """
-        import duckdb
-
         if not create and not self.exists():
             raise ShopNotFoundError(f"No shop at {self.path}. Run `shopkeeper demo` or `shopkeeper import` first.")
+        with process_lock(self.db_path):
+            con = self._open(read_only)
+            try:
+                con.execute("SET enable_progress_bar = false")  # progress is ours to show, on stderr
+                yield con
+            finally:
+                con.close()
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        import duckdb
+
         deadline = time.monotonic() + _LOCK_WAIT_S
         while True:
             try:
-                con = duckdb.connect(str(self.db_path), read_only=read_only)
-                break
+                return duckdb.connect(str(self.db_path), read_only=read_only)
             except duckdb.IOException as err:
                 if "lock" not in str(err).lower():
                     raise
@@ -123,11 +144,6 @@ class Shop:
                     time.sleep(0.1)
                     continue
                 raise ShopLockedError(_lock_message(self.db_path, str(err))) from err
-        try:
-            con.execute("SET enable_progress_bar = false")  # progress is ours to show, on stderr
-            yield con
-        finally:
-            con.close()
 
     def table_counts(self, con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         return {t: scalar(con, f"SELECT count(*) FROM {t}") for t in schema.TABLES}

@@ -1,0 +1,18 @@
+"""The agent's tools, in the order the model sees them. A new tool module adds its ``SPEC`` here."""
+
+from __future__ import annotations
+
+from tools import query_data, sales_overview
+from tools.base import ToolSpec
+
+ALL_TOOLS: tuple[ToolSpec, ...] = (
+    sales_overview.SPEC,
+    query_data.SPEC,
+)
+
+
+def by_name(name: str) -> ToolSpec:
+    for spec in ALL_TOOLS:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"No tool named {name!r}; tools: {', '.join(s.name for s in ALL_TOOLS)}.")

@@ -1,0 +1,158 @@
+"""Tool ``sales_overview``: revenue, orders, units and average order value for a period, compared with the period
+before and the same period a year earlier, optionally broken down, with the top movers."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from tools.base import Evidence, ToolInputError, ToolResult, ToolSpec
+from tools.periods import PERIOD_HELP, PERIOD_PATTERN, Period, resolve_period
+from tools.workspace import Shop, fetch_dicts
+
+# Revenue and units are net of cancellations and returns: their lines carry negative quantities, so a big order
+# cancelled the same day (the demo has one of 80,995 units) does not count as a sale.
+SOLD = "status IN ('ok', 'cancelled', 'returned')"
+SOLD_O = "o.status IN ('ok', 'cancelled', 'returned')"
+
+GROUPS = {
+    "product": "o.product_id",
+    "country": "COALESCE(o.country, '(unknown)')",
+    "channel": "COALESCE(o.channel, '(unknown)')",
+    "category": "COALESCE(p.category, '(uncategorised)')",
+    "day": "strftime(o.ordered_at, '%Y-%m-%d')",
+    "week": "strftime(date_trunc('week', o.ordered_at), '%Y-%m-%d')",
+    "month": "strftime(o.ordered_at, '%Y-%m')",
+}
+
+
+class SalesOverviewArgs(BaseModel):
+    period: str = Field("last_30_days", description=f"Period: {PERIOD_HELP}.", pattern=PERIOD_PATTERN)
+    group_by: Literal["none", "product", "country", "channel", "category", "day", "week", "month"] = Field(
+        "none", description="Break the totals down by this.")
+    limit: int = Field(10, ge=1, le=50, description="Rows of the breakdown and of the top movers.")
+
+
+def _totals(con, period: Period) -> dict:
+    row = fetch_dicts(con, f"""
+        SELECT COALESCE(sum(quantity * unit_price), 0)::DOUBLE AS revenue,
+               count(DISTINCT order_id) FILTER (WHERE status = 'ok') AS orders,
+               COALESCE(sum(quantity), 0)::BIGINT AS units,
+               count(DISTINCT customer_id) FILTER (WHERE status = 'ok') AS customers,
+               count(DISTINCT product_id) FILTER (WHERE status = 'ok') AS products
+        FROM orders WHERE {SOLD} AND ordered_at >= ? AND ordered_at < ?""", [period.start, period.end])[0]
+    row["aov"] = row["revenue"] / row["orders"] if row["orders"] else None
+    row["cancelled_lines"] = fetch_dicts(con, """
+        SELECT count(*) AS n FROM orders WHERE status = 'cancelled' AND ordered_at >= ? AND ordered_at < ?""",
+                                         [period.start, period.end])[0]["n"]
+    return {k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}
+
+
+def _change(now: float | None, before: float | None) -> float | None:
+    if now is None or not before:
+        return None
+    return round((now - before) / before * 100, 1)
+
+
+def _money(x: float | None, symbol: str) -> str:
+    return "n/a" if x is None else f"{symbol}{x:,.2f}"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.1f}%"
+
+
+def sales_overview(shop: Shop, args: SalesOverviewArgs) -> ToolResult:
+    """Use for sales questions: revenue, orders, units, average order value, best sellers and top movers in a
+    period (vs the previous period and the same period last year), optionally by product/country/category/time."""
+    with shop.connect(read_only=True) as con:
+        first, last = con.execute("SELECT min(ordered_at), max(ordered_at) FROM orders WHERE status = 'ok'"
+                                  ).fetchall()[0]
+        if first is None:
+            raise ToolInputError("This shop has no sales yet. Import orders with `shopkeeper import FILE --kind "
+                                 "orders`.")
+        symbol = (con.execute("SELECT value FROM meta WHERE key = 'currency_symbol'").fetchall() or [[""]])[0][0]
+        period = resolve_period(args.period, first.date(), last.date())
+        prev, year = period.previous(), period.year_before()
+        now = _totals(con, period)
+        # A comparison is only made with a period the data covers (at least 3/4 of its days); comparing with a
+        # period that mostly predates the data would report a meaningless jump.
+        def covered(p: Period) -> bool:
+            days = (p.end - max(p.start, first.date())).days
+            return days > 0 and days >= 0.75 * p.days
+
+        before = _totals(con, prev) if covered(prev) else None
+        last_year = _totals(con, year) if covered(year) else None
+        breakdown: list[dict] = []
+        if args.group_by != "none":
+            key = GROUPS[args.group_by]
+            # Postage and fees are part of revenue but are not products to rank.
+            merch = "AND p.kind = 'merchandise'" if args.group_by == "product" else ""
+            order = "key" if args.group_by in ("day", "week", "month") else "revenue DESC"
+            breakdown = fetch_dicts(con, f"""
+                SELECT {key} AS key, any_value(p.title) AS title,
+                       round(sum(o.quantity * o.unit_price), 2)::DOUBLE AS revenue,
+                       sum(o.quantity)::BIGINT AS units, count(DISTINCT o.order_id) AS orders
+                FROM orders o LEFT JOIN products p USING (product_id)
+                WHERE {SOLD_O} AND o.ordered_at >= ? AND o.ordered_at < ? {merch}
+                GROUP BY key ORDER BY {order} LIMIT {args.limit}""", [period.start, period.end])
+            if args.group_by != "product":
+                for row in breakdown:
+                    row.pop("title")
+        movers = fetch_dicts(con, f"""
+            WITH cur AS (SELECT product_id, sum(quantity * unit_price) AS r FROM orders
+                         WHERE {SOLD} AND ordered_at >= ? AND ordered_at < ? GROUP BY 1),
+                 pre AS (SELECT product_id, sum(quantity * unit_price) AS r FROM orders
+                         WHERE {SOLD} AND ordered_at >= ? AND ordered_at < ? GROUP BY 1)
+            SELECT product_id, p.title, round(COALESCE(cur.r, 0), 2)::DOUBLE AS revenue,
+                   round(COALESCE(pre.r, 0), 2)::DOUBLE AS previous_revenue,
+                   round(COALESCE(cur.r, 0) - COALESCE(pre.r, 0), 2)::DOUBLE AS change
+            FROM cur FULL JOIN pre USING (product_id) LEFT JOIN products p USING (product_id)
+            WHERE p.kind = 'merchandise'
+            ORDER BY abs(COALESCE(cur.r, 0) - COALESCE(pre.r, 0)) DESC LIMIT {min(args.limit, 10)}""",
+                             [period.start, period.end, prev.start, prev.end])
+
+    partial = period.end.toordinal() > last.date().toordinal() + 1 or period.start < first.date()
+    metrics = ("revenue", "orders", "units", "aov")
+    changes = {
+        "vs_previous": {m: _change(now[m], before[m]) for m in metrics} if before else None,
+        "vs_last_year": {m: _change(now[m], last_year[m]) for m in metrics} if last_year else None,
+    }
+    lines = [
+        f"Sales {period.label()} ({period.name}; shop data ends {last:%Y-%m-%d}): revenue "
+        f"{_money(now['revenue'], symbol)}, {now['orders']:,} orders, {now['units']:,} units, "
+        f"{now['customers']:,} customers, average order value {_money(now['aov'], symbol)}."]
+    if before:
+        lines.append(f"Previous period {prev.label()}: revenue {_money(before['revenue'], symbol)} "
+                     f"({_pct(changes['vs_previous']['revenue'])}), {before['orders']:,} orders "
+                     f"({_pct(changes['vs_previous']['orders'])}).")
+    else:
+        lines.append(f"Previous period ({prev.label()}): not covered by the data (it starts {first:%Y-%m-%d}).")
+    if last_year:
+        lines.append(f"Same period last year {year.label()}: revenue {_money(last_year['revenue'], symbol)} "
+                     f"({_pct(changes['vs_last_year']['revenue'])}).")
+    else:
+        lines.append(f"Same period last year ({year.label()}): not covered by the data.")
+    if partial:
+        lines.append("Note: the period reaches beyond the shop's data, so it is incomplete.")
+    if breakdown:
+        head = ", ".join(f"{r['key']}{' ' + r['title'] if r.get('title') else ''} {_money(r['revenue'], symbol)}"
+                         for r in breakdown[:5])
+        lines.append(f"By {args.group_by}: {head}.")
+    if movers and before:
+        lines.append("Top movers vs previous period: " + ", ".join(
+            f"{m['product_id']} {m['title'] or ''} {'+' if m['change'] >= 0 else ''}{m['change']:,.2f}".replace(
+                "  ", " ") for m in movers[:5]) + ".")
+    evidence = (Evidence("orders", f"net of cancellations and returns, {period.label()}; previous {prev.label()}; "
+                                   f"last year {year.label()}"),)
+    data = {"period": {"name": period.name, "start": period.start, "end": period.last_day},
+            "previous_period": {"start": prev.start, "end": prev.last_day},
+            "same_period_last_year": {"start": year.start, "end": year.last_day},
+            "currency_symbol": symbol, "totals": now, "previous": before, "last_year": last_year,
+            "changes_pct": changes, "breakdown": breakdown, "group_by": args.group_by, "top_movers": movers,
+            "incomplete_period": partial}
+    return ToolResult(" ".join(lines), data, evidence, kind="sales")
+
+
+SPEC = ToolSpec("sales_overview", SalesOverviewArgs, sales_overview)
