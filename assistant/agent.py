@@ -105,6 +105,15 @@ class Agent:
                                                   system_prompt=self.system_prompt(language))
         return self._graphs[language]
 
+    def warm(self, language: str = "en") -> None:
+        """Let a local model read the system prompt and tool list now (its KV cache then serves the first
+        question); a no-op for models without a cache to warm."""
+        from assistant.toolkit import make_tools
+
+        bound = self.model.bind_tools(make_tools(self.shop, self.specs))
+        if callable(getattr(bound, "warm", None)):
+            bound.warm(self.system_prompt(language))
+
     # -- one question ---------------------------------------------------------------------------------------------
 
     async def stream(self, question: str, history: Sequence[tuple[str, str]] = (), *, language: str = "auto",

@@ -86,6 +86,10 @@ class Assistant:
 
         return asyncio.run(run())
 
+    def warm(self) -> None:
+        """Prepare a local model for the first question (called by the chat app while the user types)."""
+        self.agent.warm(self.settings.language if self.settings.language in ("zh", "en") else "en")
+
     def close(self) -> None:
         runtime = getattr(self.model, "runtime", None)
         if runtime is not None and hasattr(runtime, "close"):

@@ -137,7 +137,7 @@ def _open_chat_if_possible(path: Path, no_chat: bool) -> None:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         typer.echo(f"\nThe demo shop is ready. Open the chat with: shopkeeper chat --shop {path}")
         return
-    chat_cmd(shop=str(path))
+    chat_cmd(shop=str(path), provider=None, model=None)
 
 
 def _progress():
@@ -310,18 +310,25 @@ def quarantine_cmd(
     Console().print(table)
 
 
-def _not_built(what: str, issue: str) -> NoReturn:
-    _err_console().print(f"[yellow]{what} is not built yet[/] ({issue}).")
-    raise typer.Exit(2)
-
-
 @app.command("train")
 def train_cmd(
-    what: Annotated[str | None, typer.Argument(help="recommender | forecaster | reviews (default: all).")] = None,
+    what: Annotated[str | None, typer.Argument(help="Which model: forecaster, or all (default).")] = None,
     shop: ShopOption = None,
 ) -> None:
-    """Train the shop's models (recommender, sales forecaster, review index)."""
-    _not_built("Training", "the recommender, forecaster and reviews issues")
+    """Train the shop's models. The previous models stay in use until the new ones are completely saved."""
+    from tools.errors import ShopkeeperError
+    from tools.training import train
+
+    try:
+        the_shop = _open_shop(shop)
+        with _progress() as bar:
+            task = bar.add_task("training", total=1.0)
+            reports = train(the_shop, what, lambda frac, text: bar.update(task, completed=frac,
+                                                                          description=text[:60]))
+    except ShopkeeperError as err:
+        _fail(err)
+    for r in reports:
+        typer.echo(f"{r.name}: trained in {r.seconds:.0f} s, saved to {r.path}. {r.summary}")
 
 
 @app.command("ask")
@@ -408,9 +415,30 @@ async def _ask_stream(bot, question: str, thread: str | None, quiet: bool):
 
 
 @app.command("chat")
-def chat_cmd(shop: ShopOption = None) -> None:
+def chat_cmd(
+    shop: ShopOption = None,
+    provider: Annotated[str | None, typer.Option(help="openai | local | auto (default: the settings).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name at the provider.")] = None,
+) -> None:
     """Open the terminal chat on a shop."""
-    _not_built("The chat app", "the terminal chat issue")
+    from assistant.app import create_app
+    from tools.errors import ShopkeeperError
+
+    settings = _settings()
+    if provider or model:
+        update = {k: v for k, v in (("name", provider), ("model", model)) if v}
+        settings = settings.model_copy(update={"provider": settings.provider.model_copy(update=update)})
+    try:
+        the_shop = _open_shop_with(shop, settings)
+    except ShopkeeperError as err:
+        _fail(err)
+    create_app(the_shop, settings).run()
+
+
+def _open_shop_with(shop: str | None, settings: Settings) -> Shop:
+    from tools.workspace import Shop
+
+    return Shop.open(_shop_path(shop, settings))
 
 
 @app.command("config")

@@ -73,10 +73,15 @@ def test_usage_errors_exit_2(fixtures: Path):
     assert runner.invoke(app, ["nonsense"]).exit_code == 2
 
 
-@pytest.mark.parametrize("command", [["train"], ["chat"]])
-def test_unbuilt_commands_say_so(command: list[str]):
-    result = runner.invoke(app, command)
-    assert result.exit_code == 2 and "not built yet" in result.output
+def test_train_and_chat_need_a_shop(tmp_path: Path):
+    for command in (["train"], ["chat"]):
+        result = runner.invoke(app, [*command, "--shop", str(tmp_path / "none")])
+        assert result.exit_code == 1 and "No shop at" in result.output
+
+
+def test_train_unknown_model_is_a_clear_error(small_shop):
+    result = runner.invoke(app, ["train", "crystal-ball", "--shop", str(small_shop.path)])
+    assert result.exit_code == 1 and "choose from forecaster" in result.output
 
 
 def test_quarantine_export_neutralises_formulas(tmp_path: Path):
