@@ -69,9 +69,11 @@ class Assistant:
         history = self.history.pairs(thread, self.settings.agent.history_turns) if thread_id else []
         async for event in self.agent.stream(question, history, language=self.settings.language,
                                              thread_id=thread):
+            yield event
+            # Saved only once the consumer has taken the final answer: a stream abandoned before its end (a
+            # cancelled chat turn) is never stored as final.
             if isinstance(event, AnswerDone) and not event.answer.incomplete:
                 self.history.add_turn(thread, question, event.answer)
-            yield event
 
     def ask(self, question: str, thread_id: str | None = None) -> Answer:
         """Answer ``question`` (blocking) and return the :class:`Answer`."""

@@ -13,6 +13,7 @@ Used by the tests and the deterministic benchmarks to drive the real agent loop 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -22,15 +23,14 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field
 
-_ids = itertools.count(1)
-
-
 class ScriptedChatModel(BaseChatModel):
     """Replies with queued messages in order; raises a queued exception when its turn comes."""
 
     script: list[Any] = Field(default_factory=list)
     history: list[list[BaseMessage]] = Field(default_factory=list)
     bound_tools: list[str] = Field(default_factory=list)
+    # ids count per model, so a script gives the same call ids whatever ran before it
+    ids: Any = Field(default_factory=lambda: itertools.count(1), exclude=True)
 
     @property
     def _llm_type(self) -> str:
@@ -46,7 +46,7 @@ class ScriptedChatModel(BaseChatModel):
     def enqueue_tool_call(self, name: str, args: dict[str, Any], *more: tuple[str, dict[str, Any]],
                           text: str = "") -> ScriptedChatModel:
         """Queue one reply that calls one or more tools (several in one turn with ``more``)."""
-        calls = [{"name": n, "args": a, "id": f"call_{next(_ids)}", "type": "tool_call"}
+        calls = [{"name": n, "args": a, "id": f"call_{next(self.ids)}", "type": "tool_call"}
                  for n, a in ((name, args), *more)]
         self.script.append(AIMessage(content=text, tool_calls=calls))
         return self
@@ -78,7 +78,7 @@ class ScriptedChatModel(BaseChatModel):
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None,
                 **kwargs: Any) -> Iterator[ChatGenerationChunk]:
         message = self._next(messages)
-        msg_id = f"run-{next(_ids)}"
+        msg_id = f"run-{next(self.ids)}"
         for token in re.split(r"(\s)", message.content) if message.content else []:
             if token:
                 chunk = ChatGenerationChunk(message=AIMessageChunk(content=token, id=msg_id))
@@ -86,8 +86,6 @@ class ScriptedChatModel(BaseChatModel):
                     run_manager.on_llm_new_token(token, chunk=chunk)
                 yield chunk
         if message.tool_calls:
-            import json
-
             yield ChatGenerationChunk(message=AIMessageChunk(content="", id=msg_id, tool_call_chunks=[
                 {"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i, "type":
                  "tool_call_chunk"} for i, c in enumerate(message.tool_calls)]))

@@ -35,16 +35,16 @@ async def ask(pilot, text: str) -> None:
     prompt.value = text
     await pilot.pause()
     await pilot.press("enter")
-    for _ in range(200):
+    for _ in range(600):  # generous: CI machines can be loaded
         await pilot.pause(0.05)
         if app.answers_finished > before:
             break
     else:
-        raise AssertionError("the answer did not finish within 10 s")
+        raise AssertionError("the answer did not finish within 30 s")
     await pilot.pause()
 
 
-async def wait_until(pilot, condition, seconds: float = 10.0) -> None:
+async def wait_until(pilot, condition, seconds: float = 30.0) -> None:
     for _ in range(int(seconds / 0.05)):
         if condition():
             return
@@ -84,8 +84,8 @@ async def test_escape_cancels_and_restores_the_prompt(small_shop):
         await app._assistant_ready.wait()
         app.query_one("#prompt", Input).value = "Sales?"
         await pilot.press("enter")
-        await pilot.pause(0.3)
-        assert app._busy and app.query_one("#prompt", Input).has_class("-busy")
+        await wait_until(pilot, lambda: app._busy)
+        assert app.query_one("#prompt", Input).has_class("-busy")
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.answers_finished == 1)
         assert not app._busy and not app.query_one("#prompt", Input).has_class("-busy")
@@ -148,18 +148,14 @@ async def test_train_command_shows_progress_and_stays_responsive(small_shop, mon
     async with app.run_test(size=(100, 30)) as pilot:
         await app._assistant_ready.wait()
         await app.run_command("/train forecaster")
-        await pilot.pause(0.3)
         bar = app.query_one("#train-progress", ProgressBar)
-        assert bar.display and bar.progress == 25
+        await wait_until(pilot, lambda: bar.progress == 25)
+        assert bar.display
         # the chat still answers while training runs
-        app.query_one("#prompt", Input).value = "hi"
-        await pilot.press("enter")
-        await pilot.pause(0.5)
+        await ask(pilot, "hi")
         assert "Hello." in app.query_one(Turn).answer_view.source
         release.set()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert not bar.display
+        await wait_until(pilot, lambda: not bar.display)
         assert any("Trained **forecaster**" in m.source for m in app.query(".system-message").results(Markdown))
 
 
@@ -194,7 +190,7 @@ async def test_help_and_unknown_command(small_shop):
         await app._assistant_ready.wait()
         await app.run_command("/help")
         await pilot.pause()
-        assert "/train" in app.query(".system-message").results(Markdown).__next__().source
+        assert "/train" in list(app.query(".system-message").results(Markdown))[-1].source
         await app.run_command("/nonsense")
         await pilot.pause()
         assert "Unknown command /nonsense" in list(app._notifications)[-1].message

@@ -37,6 +37,17 @@ from tools.workspace import Shop
 
 AssistantFactory = Callable[[Settings], Any]
 
+WELCOME = """**Shopkeeper** · shop *{shop}*
+
+Ask about your shop in English or Chinese, for example:
+
+- How were sales last month, compared with the month before?
+- Which products sold best in the last 7 days?
+- 上个月各国家的销售额是多少？
+
+Every figure in an answer comes from a tool; open a tool line or *Evidence* to see where. `/help` lists the
+commands; Esc cancels an answer."""
+
 
 class ShopkeeperApp(App[None]):
     """The chat app for one shop."""
@@ -62,6 +73,7 @@ class ShopkeeperApp(App[None]):
         self.thread_id: str | None = None
         self._assistant_ready = asyncio.Event()
         self._busy = False
+        self._answering: Turn | None = None
         self.answers_finished = 0  # answers ended (done, failed or cancelled); lets tests and scripts wait
         self._train_cancel = threading.Event()
         self.sub_title = shop.name
@@ -75,7 +87,8 @@ class ShopkeeperApp(App[None]):
                 yield Label("Conversations", classes="sidebar-title")
                 yield ListView(id="conversations")
             with Vertical(id="main"):
-                yield VerticalScroll(id="chat", can_focus=False)
+                with VerticalScroll(id="chat", can_focus=False):
+                    yield Markdown(WELCOME.format(shop=self.shop.name), id="welcome", classes="system-message")
                 yield ProgressBar(id="train-progress", total=100, show_eta=False)
                 yield Static("warming up…", id="status")
                 yield Input(placeholder="Ask about your shop…  (/help for commands)", id="prompt")
@@ -146,6 +159,7 @@ class ShopkeeperApp(App[None]):
         """Stream one answer into ``turn``."""
         chat = self.query_one("#chat", VerticalScroll)
         self._lock(True)
+        self._answering = turn
         if not self._assistant_ready.is_set():
             self._set_status("warming up… (the question will be answered as soon as the model is ready)")
             await self._assistant_ready.wait()
@@ -153,6 +167,8 @@ class ShopkeeperApp(App[None]):
         stream = Markdown.get_stream(turn.answer_view)
         try:
             async for event in self.assistant.stream(question, self.thread_id):
+                if self._answering is not turn:  # cancelled: stop reading (an unread answer is never saved)
+                    break
                 if isinstance(event, TextDelta):
                     await stream.write(event.text)
                 elif isinstance(event, ToolStarted):
@@ -173,22 +189,27 @@ class ShopkeeperApp(App[None]):
                     await turn.show_answer(event.answer)
                     if not event.answer.incomplete:
                         self.thread_id = event.answer.thread_id
-                        self.refresh_conversations()
                 chat.scroll_end(animate=False)
-        except asyncio.CancelledError:
-            await stream.stop()
-            await turn.note("(cancelled)", classes="note error")
-            raise
+            self.refresh_conversations()  # after the stream has ended, i.e. after the turn was saved
         finally:
             await stream.stop()
-            self._lock(False)
-            self._set_status(self._model_line() if self._assistant_ready.is_set() else "warming up…")
-            self.answers_finished += 1
+            if self._answering is turn:  # not already ended by action_cancel
+                self._end_answer()
 
-    def action_cancel(self) -> None:
-        if self._busy:
+    def _end_answer(self) -> None:
+        self._answering = None
+        self._lock(False)
+        self._set_status(self._model_line() if self._assistant_ready.is_set() else "warming up…")
+        self.answers_finished += 1
+
+    async def action_cancel(self) -> None:
+        turn = self._answering
+        if turn is not None:
+            # The UI is restored at once; the worker's task may take a moment to unwind (a model call in a
+            # thread finishes its current step), and nothing it does afterwards touches this turn.
             self.workers.cancel_group(self, "answer")
-            self._lock(False)
+            self._end_answer()
+            await turn.note("(cancelled)", classes="note error")
         elif self.query_one("#train-progress").display:
             self._train_cancel.set()
             self.notify("Stopping training after the current step…")

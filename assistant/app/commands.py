@@ -45,10 +45,9 @@ def parse(text: str) -> Command:
 
 
 def help_markdown(bindings: list[tuple[str, str]]) -> str:
-    lines = ["**Commands**", "", "| command | what it does |", "| --- | --- |"]
-    lines += [f"| `/{name}{' ' + args if args else ''}` | {text} |" for name, (args, text) in COMMANDS.items()]
-    lines += ["", "**Keys**", "", "| key | action |", "| --- | --- |"]
-    lines += [f"| {key} | {text} |" for key, text in bindings]
-    lines += ["", "Ask anything about the shop in Chinese or English, e.g. *what should I promote next week?* or "
-                  "*上个月销售额是多少？*"]
+    lines = ["**Commands**", ""]
+    lines += [f"- `/{name}{' ' + args if args else ''}` — {text}" for name, (args, text) in COMMANDS.items()]
+    lines += ["", "**Keys**: " + " · ".join(f"{key} {text.lower()}" for key, text in bindings), "",
+              "Ask anything about the shop in Chinese or English, e.g. *what should I promote next week?* or "
+              "*上个月销售额是多少？*"]
     return "\n".join(lines)
