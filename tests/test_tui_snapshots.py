@@ -32,6 +32,20 @@ def fixed_clock(monkeypatch):
     monkeypatch.setattr("assistant.agent.time", _Clock())
 
 
+async def settle(pilot, *, top: bool = False) -> None:
+    """Let deferred scrolls and refreshes run, then put the chat at a fixed scroll position."""
+    pilot.app.query_one("#prompt").cursor_blink = False  # a blinking cursor makes every snapshot a coin toss
+    await pilot.pause(0.2)
+    chat = pilot.app.query_one("#chat")
+    if top:
+        chat.scroll_home(animate=False)
+    else:
+        chat.scroll_end(animate=False)
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
+
+
 def _answered_app(shop):
     model = ScriptedChatModel().enqueue_tool_call("sales_overview", {"period": "2024-02", "group_by": "product"})
     model.enqueue("February revenue was **72.50** from 3 orders, up 16.0% on January. The blue mug sold most "
@@ -45,7 +59,7 @@ def test_start_screen(snap_compare, small_shop, size):
 
     async def ready(pilot):
         await app._assistant_ready.wait()
-        await pilot.pause()
+        await settle(pilot, top=True)
 
     assert snap_compare(app, terminal_size=size, run_before=ready)
 
@@ -59,9 +73,7 @@ def test_answer_with_tools_and_evidence(snap_compare, small_shop, size):
         for line in app.query("ToolLine"):
             line.collapsed = False
         app.query_one("Evidence").collapsed = False
-        await pilot.pause()
-        app.query_one("#chat").scroll_home(animate=False)
-        await pilot.pause()
+        await settle(pilot, top=True)
 
     assert snap_compare(app, terminal_size=size, run_before=run)
 
@@ -74,7 +86,7 @@ def test_help(snap_compare, small_shop, size):
         await app._assistant_ready.wait()
         app.query_one("#prompt", Input).value = "/help"
         await pilot.press("enter")
-        await pilot.pause(0.2)
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=run)
 
@@ -86,5 +98,6 @@ def test_chinese_answer(snap_compare, small_shop):
 
     async def run(pilot):
         await ask(pilot, "二月份销售怎么样？")
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run)

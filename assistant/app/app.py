@@ -139,6 +139,8 @@ class ShopkeeperApp(App[None]):
         if text.startswith("/"):
             await self.run_command(text)
             return
+        for welcome in self.query("#welcome"):
+            await welcome.remove()  # it has done its job once the first question is asked
         turn = Turn(text)
         await self.query_one("#chat", VerticalScroll).mount(turn)
         self.answer(turn, text)
@@ -189,7 +191,7 @@ class ShopkeeperApp(App[None]):
                     await turn.show_answer(event.answer)
                     if not event.answer.incomplete:
                         self.thread_id = event.answer.thread_id
-                chat.scroll_end(animate=False)
+                chat.call_after_refresh(chat.scroll_end, animate=False)
             self.refresh_conversations()  # after the stream has ended, i.e. after the turn was saved
         finally:
             await stream.stop()
@@ -297,7 +299,7 @@ class ShopkeeperApp(App[None]):
     async def _show_markdown(self, text: str) -> None:
         chat = self.query_one("#chat", VerticalScroll)
         await chat.mount(Markdown(text, classes="system-message"))
-        chat.scroll_end(animate=False)
+        chat.call_after_refresh(chat.scroll_end, animate=False)
 
     async def run_command(self, text: str) -> None:
         try:
