@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from tools import query_data, sales_overview
+from tools import forecast_sales, query_data, sales_overview
 from tools.base import ToolSpec
 
 ALL_TOOLS: tuple[ToolSpec, ...] = (
     sales_overview.SPEC,
+    forecast_sales.SPEC,
     query_data.SPEC,
 )
 

@@ -69,7 +69,7 @@ def _swap_in(tmp: Path, final: Path) -> None:
 
 
 def train_forecaster(shop: Shop, progress: Progress) -> TrainReport:
-    """Fit the weekly sales forecaster (with its backtest) on the shop's sales."""
+    """Fit the weekly and the daily sales forecasters (each with its backtest) on the shop's sales."""
     from local_models.forecaster import Config, Forecaster
 
     t0 = time.perf_counter()
@@ -77,28 +77,38 @@ def train_forecaster(shop: Shop, progress: Progress) -> TrainReport:
     sales, categories = daily_sales(shop)
     if sales.empty:
         raise TrainingError("The shop has no sales to learn from. Import orders first.")
-    epochs = {"n": 0}
-
-    def log(line: str) -> None:  # the fit runs twice (backtest, then all data); epochs tell how far it is
-        epochs["n"] += 1
-        progress(min(0.95, 0.05 + 0.9 * epochs["n"] / 40), f"forecaster: {line}")
-
-    progress(0.05, "fitting the forecaster (backtest, then all data)")
-    try:
-        model = Forecaster.fit(sales, Config.for_granularity("W"), granularity="W", category_map=categories or None,
-                               log=log)
-    except ValueError as err:
-        raise TrainingError(f"Cannot train the forecaster on this shop: {err}.") from err
-    final = shop.models_dir / "forecaster"
     shop.models_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".forecaster-", dir=shop.models_dir))
-    model.save(tmp)
-    _swap_in(tmp, final)
-    progress(1.0, "forecaster saved")
-    bt = model.metrics.get("backtest", {})
-    summary = next((v.get("sentence") for v in bt.values() if isinstance(v, dict) and v.get("sentence")),
-                   "backtest stored with the model")
-    return TrainReport("forecaster", round(time.perf_counter() - t0, 1), model.metrics, str(final), summary)
+    models = {}
+    # The weekly model answers most questions; the daily one is fitted second. Each fit runs twice (backtest
+    # fit, then the kept fit on all data); epochs reported through `log` move the bar within its half.
+    for i, (gran, folder) in enumerate((("W", "forecaster"), ("D", "forecaster_daily"))):
+        name = "weekly" if gran == "W" else "daily"
+        epochs = {"n": 0}
+
+        def log(line: str, _i: int = i, _name: str = name) -> None:
+            epochs["n"] += 1
+            progress(min(0.5 * (_i + 1) - 0.02, 0.5 * _i + 0.05 + 0.45 * epochs["n"] / 40),
+                     f"{_name} forecaster: {line}")
+
+        progress(0.5 * i + 0.03, f"fitting the {name} forecaster (backtest, then all data)")
+        try:
+            model = Forecaster.fit(sales, Config.for_granularity(gran), granularity=gran,
+                                   category_map=categories or None, log=log)
+        except ValueError as err:
+            raise TrainingError(f"Cannot train the {name} forecaster on this shop: {err}.") from err
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder}-", dir=shop.models_dir))
+        model.save(tmp)
+        _swap_in(tmp, shop.models_dir / folder)
+        models[name] = model
+    progress(1.0, "forecasters saved")
+    weekly = models["weekly"]
+    product_bt = weekly.metrics.get("backtest", {}).get("levels", {}).get("product", {})
+    ratio = product_bt.get("mase_ratio_vs_seasonal_naive")
+    summary = (f"weekly product MASE {ratio:.2f}x the naive forecast's on the last "
+               f"{weekly.metrics['backtest']['holdout']} weeks" if ratio else "backtest stored with the model")
+    metrics = {name: m.metrics.get("backtest", {}) for name, m in models.items()}
+    return TrainReport("forecaster", round(time.perf_counter() - t0, 1), metrics,
+                       str(shop.models_dir / "forecaster"), summary)
 
 
 JOBS: dict[str, Callable[[Shop, Progress], TrainReport]] = {
