@@ -224,11 +224,14 @@ def _build_private_model_class() -> type:
                         yield piece
             if held:
                 yield ChatGenerationChunk(message=AIMessageChunk(content=self.guard.reveal(held)))
-            if gathered is not None and gathered.tool_calls:
+            if gathered is not None:
+                # The closing chunk carries the provider's metadata (finish_reason tells a complete reply from a
+                # cut one) and the tool calls with their real arguments.
                 restored = [c | {"args": self.guard.reveal_obj(c["args"])} for c in gathered.tool_calls]
-                yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=[
-                    {"name": c["name"], "args": json.dumps(c["args"], ensure_ascii=False), "id": c["id"],
-                     "index": i, "type": "tool_call_chunk"} for i, c in enumerate(restored)]))
+                yield ChatGenerationChunk(message=AIMessageChunk(
+                    content="", response_metadata=gathered.response_metadata, tool_call_chunks=[
+                        {"name": c["name"], "args": json.dumps(c["args"], ensure_ascii=False), "id": c["id"],
+                         "index": i, "type": "tool_call_chunk"} for i, c in enumerate(restored)]))
 
     def _as_chunks(message: AIMessage, run_manager: Any) -> Iterator[ChatGenerationChunk]:
         if message.content:

@@ -140,6 +140,10 @@ def translate_error(err: BaseException, settings: Settings | None = None) -> Sho
                                  "Try again later.")
         if isinstance(err, openai.APIError):
             return ProviderError(f"The model provider returned an error: {_first_line(err)}.")
+    if isinstance(err, ValueError) and "No generation chunks were returned" in str(err):
+        # LangChain's wording when a streamed reply could not be parsed into anything (malformed response)
+        return ProviderError(f"The model at {url} sent a reply that could not be read (malformed or empty "
+                             "stream). Try again; if it persists, check that the server speaks the OpenAI API.")
     try:
         from assistant.local_llm import LocalModelError
     except ImportError:
