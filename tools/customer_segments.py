@@ -74,14 +74,21 @@ def segment_of(r: int, fm: int) -> str:
 
 
 def customer_rfm(con, as_of: dt.date) -> list[dict[str, Any]]:
-    """One row per identified customer with a sale up to ``as_of`` (inclusive): recency, frequency, monetary,
-    the three scores, FM and the segment key."""
+    """One row per identified customer with a sale up to ``as_of`` (inclusive).
+
+    Returns:
+        Rows of ``customer_id``, ``recency_days``, ``frequency`` (orders), ``order_days`` (days with an order),
+        ``orders_90d`` (orders in the 90 days up to ``as_of``), ``monetary`` (net revenue), ``first_order``,
+        ``last_order``, the scores ``r``, ``f``, ``m``, ``fm`` and the ``segment`` key.
+    """
     rows = fetch_dicts(con, """
         WITH c AS (
             SELECT customer_id,
                    max(ordered_at) FILTER (WHERE status = 'ok') AS last_at,
                    min(ordered_at) FILTER (WHERE status = 'ok') AS first_at,
                    count(DISTINCT order_id) FILTER (WHERE status = 'ok') AS frequency,
+                   count(DISTINCT ordered_at::DATE) FILTER (WHERE status = 'ok') AS order_days,
+                   count(DISTINCT order_id) FILTER (WHERE status = 'ok' AND ordered_at >= ?) AS orders_90d,
                    -- net of cancellations and returns, as in sales_overview
                    COALESCE(sum(quantity * unit_price), 0)::DOUBLE AS monetary
             FROM orders
@@ -89,12 +96,12 @@ def customer_rfm(con, as_of: dt.date) -> list[dict[str, Any]]:
             GROUP BY customer_id
             HAVING count(*) FILTER (WHERE status = 'ok') > 0),
         d AS (SELECT *, date_diff('day', last_at::DATE, ?::DATE) AS recency_days FROM c)
-        SELECT customer_id, recency_days, frequency, round(monetary, 2) AS monetary,
+        SELECT customer_id, recency_days, frequency, order_days, orders_90d, round(monetary, 2) AS monetary,
                first_at::DATE AS first_order, last_at::DATE AS last_order,
                least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY recency_days DESC)))::INTEGER AS r,
                least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY frequency)))::INTEGER AS f,
                least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY monetary)))::INTEGER AS m
-        FROM d ORDER BY customer_id""", [as_of + dt.timedelta(days=1), as_of])
+        FROM d ORDER BY customer_id""", [as_of - dt.timedelta(days=89), as_of + dt.timedelta(days=1), as_of])
     for row in rows:
         row["fm"] = (row["f"] + row["m"] + 1) // 2
         row["segment"] = segment_of(row["r"], row["fm"])
