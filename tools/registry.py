@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from tools import query_data, sales_overview
+from tools import basket, churn, cohorts, customer_segments, query_data, sales_overview
 from tools.base import ToolSpec
 
 ALL_TOOLS: tuple[ToolSpec, ...] = (
     sales_overview.SPEC,
+    customer_segments.SPEC,
+    churn.SPEC,
+    cohorts.SPEC,
+    basket.SPEC,
     query_data.SPEC,
 )
 
