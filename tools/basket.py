@@ -137,7 +137,7 @@ def basket_pairs(shop: Shop, args: BasketPairsArgs) -> ToolResult:
                 if n_ab < min_count:
                     continue
                 # orient each pair from its rarer product: the direction with the higher confidence
-                if (counts[b], a) < (counts[a], b):
+                if (counts[b], b) < (counts[a], a):
                     a, b = b, a
                 raw.append((a, b, n_ab, counts[a], counts[b]))
         keys = {"lift": lambda r: r["lift"], "confidence": lambda r: r["confidence_pct"],
@@ -164,7 +164,7 @@ def basket_pairs(shop: Shop, args: BasketPairsArgs) -> ToolResult:
                                    + ("; pair counts from cache" if cached else "")),)
     data = {"period": {"start": first, "end": last}, "orders": n, "product_id": pid, "product_title": title,
             "product_orders": n_a, "min_support_pct": round(min_support * 100, 4), "min_orders": min_count,
-            "pairs_found": found, "sort_by": args.sort_by, "pairs": rows}
+            "pairs_found": found, "listed": len(rows), "sort_by": args.sort_by, "pairs": rows}
     return ToolResult(summary, data, evidence, kind="pairs")
 
 

@@ -214,7 +214,7 @@ def _reason(row: dict[str, Any], gap: float) -> str:
     if row["order_days"] == 2:  # one interval is no rhythm: state it as it is
         return f"no order for {_days(days)}; ordered on 2 days, {_days(gap)} apart"
     text = f"no order for {_days(days)}; used to order every {_days(gap)}"
-    return text + (f" ({days / gap:.1f}x the usual gap)" if gap >= 1 and days > gap else "")
+    return text + (f" ({round(days / gap, 1)}x the usual gap)" if gap >= 1 and days > gap else "")
 
 
 def churn_risk(shop: Shop, args: ChurnRiskArgs) -> ToolResult:
@@ -238,6 +238,7 @@ def churn_risk(shop: Shop, args: ChurnRiskArgs) -> ToolResult:
             "revenue": r["monetary"], "value_at_risk": round(float(p[i]) * max(r["monetary"], 0.0), 2),
             "days_since_last_order": r["recency_days"], "last_order": r["last_order"], "orders": r["frequency"],
             "typical_gap_days": None if math.isnan(gap) else round(float(gap)),
+            "overdue_ratio": round(r["recency_days"] / gap, 1) if r["order_days"] > 2 and gap >= 1 else None,
             "segment": r["segment"], "segment_zh": BY_KEY[r["segment"]].name_zh,
             "reason": _reason(r, gap)})
     v = doc["validation"]
@@ -263,7 +264,7 @@ def churn_risk(shop: Shop, args: ChurnRiskArgs) -> ToolResult:
                                 f"{v['precision_at_k']} (baseline {v['baseline_precision_at_k']}), churn rate "
                                 f"{v['valid_churn_rate_pct']}%; {'cached' if cached else 'fitted now'}"))
     data = {"as_of": last, "horizon_days": HORIZON_DAYS, "currency_symbol": symbol, "segment": args.segment,
-            "rank_by": args.rank_by, "customers_scored": len(candidates), "expected_churners": expected,
+            "rank_by": args.rank_by, "listed": len(customers), "customers_scored": len(candidates), "expected_churners": expected,
             "customers": customers, "validation": v, "model": {"kind": "logistic regression", "features": FEATURES,
                                                                "fitted_on": doc["fitted_on"], "cached": cached}}
     return ToolResult("\n".join(lines), data, evidence, kind="customers")

@@ -97,7 +97,7 @@ def cohort_retention(shop: Shop, args: CohortRetentionArgs) -> ToolResult:
                                    "first sale; month k = share of the cohort with a sale k calendar months later; "
                                    "averages weighted by cohort size over complete months"),)
     data = {"data_start": first, "data_end": last, "partial_month": partial_month, "columns": columns,
-            "cohorts": rows, "average_retention_pct": averages,
+            "cohort_count": len(rows), "customers": sum(r["customers"] for r in rows), "cohorts": rows, "average_retention_pct": averages,
             "best_month1": {"cohort": best[1], "m1": best[0]} if best else None,
             "worst_month1": {"cohort": worst[1], "m1": worst[0]} if worst else None, "notes": notes}
     return ToolResult(summary, data, evidence, kind="cohorts")

@@ -169,7 +169,7 @@ def customer_segments(shop: Shop, args: CustomerSegmentsArgs) -> ToolResult:
                                    "guest orders (no customer id) left out"),
                 Evidence("rules:rfm", RULES))
     data = {"as_of": as_of, "data_start": first, "currency_symbol": symbol, "customers_scored": len(customers),
-            "total_revenue": round(total_rev, 2), "segments": segments, "segment": args.segment,
+            "total_revenue": round(total_rev, 2), "segments": segments, "segment": args.segment, "listed": len(listed),
             "customers": listed}
     return ToolResult(summary, data, evidence, kind="segments")
 
