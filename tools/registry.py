@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from tools import forecast_sales, query_data, sales_overview
+from tools import basket, churn, cohorts, customer_segments, forecast_sales, query_data, sales_overview
 from tools.base import ToolSpec
 
 ALL_TOOLS: tuple[ToolSpec, ...] = (
     sales_overview.SPEC,
     forecast_sales.SPEC,
+    customer_segments.SPEC,
+    churn.SPEC,
+    cohorts.SPEC,
+    basket.SPEC,
     query_data.SPEC,
 )
 
