@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from local_models.common import UnknownCustomerError, load_checkpoint, save_checkpoint
-from local_models.recommender.data import EvalSplit, ItemMap, as_interactions, build_sequences, pad_left
+from local_models.recommender.data import EvalSplit, ItemMap, as_interactions, build_sequences, pad_batch
 
 CHECKPOINT_NAME = "recommender.pt"
 DAY_S = 86_400
@@ -240,10 +240,12 @@ class Recommender:
             out[i] = self.popular(k, exclude=seen)
         device = next(self.model.parameters()).device
         k_model = min(k, len(self.items))
+        # Similar lengths in one batch: each batch is only as wide as its longest history.
+        warm.sort(key=lambda i: len(histories[i]))
         for lo in range(0, len(warm), batch_size):
             rows = warm[lo : lo + batch_size]
             hist = [histories[i] for i in rows]
-            seq = torch.from_numpy(pad_left(hist, self.model.config.max_len)).to(device)
+            seq = torch.from_numpy(pad_batch(hist, self.model.config.max_len)).to(device)
             scores = self.model.full_sort_predict(seq).float().cpu()
             idx = top_k(scores, hist, k_model, exclude_seen)
             vals = torch.gather(scores, 1, torch.from_numpy(idx)).numpy()

@@ -147,19 +147,26 @@ class ALS:
         threads: int = 0,
     ) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
 
         self.n_items = n_items
-        self.model = AlternatingLeastSquares(
-            factors=factors,
-            regularization=regularization,
-            alpha=alpha,
-            iterations=iterations,
-            random_state=seed,
-            num_threads=threads,
-        )
+        # The constructor checks the BLAS thread count and warns; fitting runs under the same limit.
+        with threadpool_limits(1, "blas"):
+            self.model = AlternatingLeastSquares(
+                factors=factors,
+                regularization=regularization,
+                alpha=alpha,
+                iterations=iterations,
+                random_state=seed,
+                num_threads=threads,
+            )
 
     def fit(self, train_seqs: Sequence[np.ndarray]) -> "ALS":
-        self.model.fit(interaction_matrix(train_seqs, self.n_items), show_progress=False)
+        from threadpoolctl import threadpool_limits
+
+        # implicit runs its own threads; a multi-threaded BLAS underneath oversubscribes the cores.
+        with threadpool_limits(1, "blas"):
+            self.model.fit(interaction_matrix(train_seqs, self.n_items), show_progress=False)
         return self
 
     def score(self, histories: Sequence[np.ndarray], customers: np.ndarray | None = None) -> np.ndarray:

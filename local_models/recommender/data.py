@@ -247,6 +247,16 @@ def pad_left(histories: Sequence[np.ndarray], max_len: int) -> np.ndarray:
     return out
 
 
+def pad_batch(histories: Sequence[np.ndarray], max_len: int) -> np.ndarray:
+    """Like :func:`pad_left` but only as wide as the longest history (at most ``max_len``).
+
+    The model gives the same result either way (positions count back from the newest item); a
+    narrower batch just skips work on columns that are padding in every row.
+    """
+    width = min(max_len, max((len(h) for h in histories), default=1))
+    return pad_left(histories, max(width, 1))
+
+
 def training_windows(seqs: Sequence[np.ndarray], max_len: int) -> tuple[np.ndarray, np.ndarray]:
     """Next-item training pairs: inputs ``s[:-1]`` and targets ``s[1:]``, left-padded to ``max_len``.
 

@@ -45,7 +45,8 @@ def top_k(scores: torch.Tensor, histories: Sequence[np.ndarray], k: int, exclude
         mask_seen(scores, histories)
     else:
         scores[:, 0] = float("-inf")
-    return torch.topk(scores, k, dim=1).indices.cpu().numpy()
+    # A catalogue smaller than k gives fewer columns rather than an error.
+    return torch.topk(scores, min(k, scores.shape[1]), dim=1).indices.cpu().numpy()
 
 
 def ranking_metrics(topk: np.ndarray, targets: Sequence[np.ndarray], k: int = 10) -> dict[str, float]:
@@ -69,7 +70,7 @@ def ranking_metrics(topk: np.ndarray, targets: Sequence[np.ndarray], k: int = 10
         n_hit = int(hit.sum())
         hr += n_hit > 0
         recall += n_hit / len(tgt)
-        ndcg += float(discounts[hit].sum() / discounts[: min(len(tgt), k)].sum())
+        ndcg += float(discounts[: len(hit)][hit].sum() / discounts[: min(len(tgt), k)].sum())
     n = max(len(targets), 1)
     return {f"hr@{k}": hr / n, f"ndcg@{k}": ndcg / n, f"recall@{k}": recall / n}
 
@@ -108,7 +109,8 @@ def evaluate(
     """Score every item for every evaluated customer, rank, and measure.
 
     Args:
-        score_fn: ``score_fn(histories, customer_positions) -> (B, V+1)`` scores (torch or numpy).
+        score_fn: ``score_fn(histories, customer_positions) -> (B, V+1)`` scores: a fresh torch tensor
+            (it is modified in place) or a numpy array (copied).
         split: Histories and targets.
         item_counts: ``(V+1,)`` training purchase counts, for the popularity percentile.
         k: Cut-off.
@@ -121,13 +123,20 @@ def evaluate(
     """
     tops = []
     start = time.perf_counter()
-    for lo in range(0, len(split.histories), batch_size):
-        hist = split.histories[lo : lo + batch_size]
-        scores = score_fn(hist, split.customers[lo : lo + batch_size])
-        scores = torch.as_tensor(scores, dtype=torch.float32).clone()
+    # Score customers in order of history length so a sequence model's batches carry little padding.
+    order = np.argsort([len(h) for h in split.histories], kind="stable")
+    for lo in range(0, len(order), batch_size):
+        rows = order[lo : lo + batch_size]
+        hist = [split.histories[i] for i in rows]
+        scores = score_fn(hist, split.customers[rows])
+        # Masking writes into the scores: tensors must be fresh (the model's are); arrays are copied,
+        # since baselines may return read-only views.
+        scores = scores.float() if torch.is_tensor(scores) else torch.tensor(np.asarray(scores), dtype=torch.float32)
         tops.append(top_k(scores, hist, k, exclude_seen))
     elapsed = time.perf_counter() - start
-    topk = np.concatenate(tops) if tops else np.zeros((0, k), dtype=np.int64)
+    topk = np.zeros((len(order), min(k, len(item_counts))), dtype=np.int64)
+    if tops:
+        topk[order] = np.concatenate(tops)
     out = ranking_metrics(topk, split.targets, k)
     n_items = len(item_counts) - 1
     out[f"coverage@{k}"] = coverage(topk, n_items, k)

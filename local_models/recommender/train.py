@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from local_models.common import pick_device, seed_everything
-from local_models.recommender.data import EvalSplit, pad_left, training_windows
+from local_models.recommender.data import EvalSplit, pad_batch, training_windows
 from local_models.recommender.evaluate import evaluate
 from local_models.recommender.model import SASRec, Config
 
@@ -83,7 +83,7 @@ def make_score_fn(model: SASRec, device: torch.device) -> Callable:
     """A ``score_fn`` for :func:`~local_models.recommender.evaluate.evaluate` backed by the model."""
 
     def score(histories: Sequence[np.ndarray], _customers: np.ndarray) -> torch.Tensor:
-        seq = torch.from_numpy(pad_left(histories, model.config.max_len)).to(device)
+        seq = torch.from_numpy(pad_batch(histories, model.config.max_len)).to(device)
         return model.full_sort_predict(seq).float().cpu()
 
     return score
