@@ -239,7 +239,7 @@ def run_task(task: Task, args, log) -> dict:
     return out
 
 
-def machine_info(threads: int) -> dict:
+def machine_info(threads: int, jobs: int) -> dict:
     import torch
 
     return {
@@ -250,6 +250,7 @@ def machine_info(threads: int) -> dict:
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "requested_threads": threads,
+        "jobs": jobs,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
         "device": "cpu",
@@ -270,7 +271,8 @@ def write_results(results: dict, meta: dict, out_dir: Path) -> None:
              f"Machine: {meta['machine']['cores']} CPU cores, torch {meta['machine']['torch']} on CPU, "
              f"torch threads {meta['machine']['torch_threads']} (interop {meta['machine']['torch_interop_threads']}), "
              f"OMP_NUM_THREADS={meta['machine']['omp_num_threads']}, OPENBLAS_NUM_THREADS="
-             f"{meta['machine']['openblas_num_threads']}; implicit threads {meta['machine']['requested_threads']}.",
+             f"{meta['machine']['openblas_num_threads']}; implicit threads {meta['machine']['requested_threads']}; "
+             f"{meta['machine']['jobs']} dataset(s) in parallel processes.",
              f"Load average (1/5/15 min) at start {meta['load_start']}, at end {meta['load_end']} "
              "(the machine is shared, so times are upper bounds).", "",
              "Full ranking over all items; items already bought are removed from every method's top 10. "
@@ -305,22 +307,50 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-file", nargs="*", default=[], help="more files in the 'user item1 item2 ...' format")
     p.add_argument("--methods", nargs="*", default=["popular", "itemknn", "ease", "als", "ours"])
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch and implicit threads per process")
+    p.add_argument("--jobs", type=int, default=1, help="datasets run in parallel processes")
     p.add_argument("--max-epochs", type=int, default=200)
-    p.add_argument("--patience", type=int, default=10)
+    p.add_argument("--patience", type=int, default=5, help="validation evaluations without improvement")
     p.add_argument("--eval-every", type=int, default=1)
     p.add_argument("--max-train-minutes", type=float, default=None, help="per seed; best model so far is kept")
-    p.add_argument("--loss", default="sampled", choices=["ce", "sampled"])
+    p.add_argument("--dataset-seeds", nargs="*", default=[], metavar="NAME=N", help="per-dataset --seeds")
+    p.add_argument("--dataset-minutes", nargs="*", default=[], metavar="NAME=M",
+                   help="per-dataset --max-train-minutes")
+    p.add_argument("--loss", default="mixed", choices=["ce", "sampled", "mixed"])
     p.add_argument("--n-negatives", type=int, default=1024)
     p.add_argument("--max-len", type=int, default=50)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--heads", type=int, default=1)
     p.add_argument("--dropout", type=float, default=0.3)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=5e-3)
+    p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--out-dir", type=Path, default=REPO / "benchmarks/results")
     return p.parse_args(argv)
+
+
+def _run_source(name: str, path: str, args: argparse.Namespace, t0: float) -> tuple[dict, dict]:
+    """Prepare one dataset and run every method on it (also the body of a worker process)."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - start:7.0f}s load {os.getloadavg()[0]:.2f} {name}] {msg}", flush=True)
+
+    # Per-dataset overrides, so a large dataset can get fewer seeds or more minutes in the same run.
+    args = argparse.Namespace(**vars(args))
+    args.seeds = int(dict(x.split("=") for x in args.dataset_seeds).get(name, args.seeds))
+    minutes = dict(x.split("=") for x in args.dataset_minutes).get(name)
+    args.max_train_minutes = float(minutes) if minutes else args.max_train_minutes
+    if name == "online_retail":
+        task = time_task(name, load_online_retail_interactions(path))
+    else:
+        task = loo_task(name, read_sequence_file(path))
+    result = run_task(task, args, log)
+    return result, {"protocol": task.protocol, "stats": task.stats, "source": path,
+                    "wall_s": time.perf_counter() - start}
 
 
 def main(argv=None) -> int:
@@ -338,13 +368,19 @@ def main(argv=None) -> int:
     sources = [(name, KNOWN[name]) for name in args.datasets]
     sources += [(Path(f).stem.lower(), Path(f)) for f in args.data_file]
     results, datasets = {}, {}
-    for name, path in sources:
-        if name == "online_retail":
-            task = time_task(name, load_online_retail_interactions(path))
-        else:
-            task = loo_task(name, read_sequence_file(path))
-        results[name] = run_task(task, args, log)
-        datasets[name] = {"protocol": task.protocol, "stats": task.stats, "source": str(path)}
+    if args.jobs > 1 and len(sources) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        # One process per dataset, each with --threads threads: on a shared machine several
+        # single-threaded processes use the cores better than one process with many threads.
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=mp.get_context("spawn")) as pool:
+            futures = {name: pool.submit(_run_source, name, str(path), args, t0) for name, path in sources}
+            for name, fut in futures.items():
+                results[name], datasets[name] = fut.result()
+    else:
+        for name, path in sources:
+            results[name], datasets[name] = _run_source(name, str(path), args, t0)
     try:
         git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                              check=True).stdout.strip()
@@ -354,7 +390,7 @@ def main(argv=None) -> int:
             else "main(" + repr(argv) + ")",
             "started": started, "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_s": time.perf_counter() - t0,
             "git": git, "load_start": load_start, "load_end": [round(x, 2) for x in os.getloadavg()],
-            "machine": machine_info(args.threads), "datasets": datasets, "args": {k: str(v) for k, v in vars(args).items()}}
+            "machine": machine_info(args.threads, args.jobs), "datasets": datasets, "args": {k: str(v) for k, v in vars(args).items()}}
     write_results(results, meta, args.out_dir)
     log(f"wrote {args.out_dir / 'recommender.md'}")
     return 0

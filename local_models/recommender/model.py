@@ -31,10 +31,14 @@ class Config:
         ffn_mult: Width of the feed-forward layer as a multiple of ``hidden``.
         dropout: Dropout on embeddings, residual branches and the feed-forward layer.
         attn_dropout: Dropout on attention weights.
-        loss: "ce" for softmax cross-entropy over all items, or "sampled" for a sampled softmax
-            (the target against ``n_negatives`` uniformly drawn items shared by the batch), which is
-            cheaper on very large catalogues.
-        n_negatives: Negatives per batch for ``loss="sampled"``.
+        loss: How the next-item softmax is computed in training:
+            "ce": exact cross-entropy over all items (best quality; cost grows with the catalogue);
+            "sampled": the target against ``n_negatives`` uniformly drawn items shared by the batch;
+            "mixed": the batch's own targets (so popular items appear as negatives as often as they
+            are bought) plus ``n_negatives`` uniform items, with the logQ correction of Yi et al.
+            (RecSys 2019) so the result estimates the full softmax. Much cheaper than "ce" on
+            large catalogues and far closer to it than "sampled".
+        n_negatives: Uniformly drawn negatives per batch for "sampled" and "mixed".
     """
 
     n_items: int
@@ -145,12 +149,15 @@ class SASRec(nn.Module):
             x = block(x, allowed)
         return self.ln_f(x)  # (B, T, C)
 
-    def calculate_loss(self, seq: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def calculate_loss(
+        self, seq: torch.Tensor, targets: torch.Tensor, item_freq: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Mean next-item loss over every non-padded position.
 
         Args:
             seq: ``(B, T)`` inputs.
             targets: ``(B, T)`` the item that follows each input position (0 where padded).
+            item_freq: ``(V+1,)`` share of training targets per item; required by ``loss="mixed"``.
 
         Returns:
             Scalar loss.
@@ -170,7 +177,18 @@ class SASRec(nn.Module):
             neg_logits = neg_logits.masked_fill(neg[None, :] == y[:, None], float("-inf"))
             logits = torch.cat([pos_logit, neg_logits], dim=1)  # (N, 1 + n_neg)
             return F.cross_entropy(logits, torch.zeros_like(y))
-        raise ValueError(f"Unknown loss {self.config.loss!r}: use 'ce' or 'sampled'.")
+        if self.config.loss == "mixed":
+            if item_freq is None:
+                raise ValueError("loss='mixed' needs item_freq (the share of training targets per item).")
+            neg = torch.randint(1, self.config.n_items + 1, (self.config.n_negatives,), device=seq.device)
+            cand, inverse = torch.unique(torch.cat([y, neg]), return_inverse=True)  # (M,)
+            logits = h @ self.item_emb(cand).T  # (N, M)
+            # logQ: subtract the log of how often each candidate is expected in the candidate set, so
+            # popular items, which are negatives in most batches, are not pushed down too far.
+            expected = len(y) * item_freq[cand] + self.config.n_negatives / self.config.n_items  # (M,)
+            logits = logits - torch.log(expected)[None, :]
+            return F.cross_entropy(logits, inverse[: len(y)])
+        raise ValueError(f"Unknown loss {self.config.loss!r}: use 'ce', 'sampled' or 'mixed'.")
 
     def _last_hidden(self, seq: torch.Tensor) -> torch.Tensor:
         return self(seq)[:, -1, :]  # (B, C): left padding puts the latest item last

@@ -141,6 +141,9 @@ def train(
     # Width actually used per window, so each batch can drop columns that are padding in every row.
     widths = torch.from_numpy((inputs_np > 0).sum(1))
     gen = torch.Generator().manual_seed(config.seed)
+    target_counts = torch.bincount(targets.flatten(), minlength=model_config.n_items + 1).double()
+    target_counts[0] = 0
+    item_freq = (target_counts / target_counts.sum()).float().to(device)
 
     best_metric, best_epoch, best_state, best_valid = -1.0, 0, None, {}
     bad_evals, history = 0, []
@@ -153,7 +156,7 @@ def train(
             width = int(widths[idx].max())
             x = inputs[idx, -width:].to(device)  # (B, T)
             y = targets[idx, -width:].to(device)  # (B, T)
-            loss = model.calculate_loss(x, y)
+            loss = model.calculate_loss(x, y, item_freq)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
