@@ -6,6 +6,9 @@ The slice is 800 users of the public Beauty 5-core sequences restricted to its 4
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -303,3 +306,11 @@ def test_checkpoint_is_one_plain_dict_loaded_weights_only(tmp_path):
     rebuilt.load_state_dict(ckpt["state_dict"], strict=True)
     assert ckpt["id_maps"] == {"items": ["a", "b"]} and ckpt["metrics"] == {"ndcg@10": 0.1}
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), rebuilt.state_dict().values()))
+
+
+def test_importing_the_recommender_package_does_not_import_torch():
+    # The CLI imports the tools, which import this package; torch takes seconds to import.
+    code = "import sys, local_models.recommender, local_models.common; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1], env={**os.environ, "PYTHONPATH": "."})
+    assert out.stdout.strip() == "False"
