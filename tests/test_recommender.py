@@ -33,7 +33,7 @@ from local_models.recommender.data import (  # noqa: E402
     time_split,
     training_windows,
 )
-from local_models.recommender.evaluate import evaluate, ranking_metrics  # noqa: E402
+from local_models.recommender.evaluate import evaluate, ranking_metrics, top_k  # noqa: E402
 from local_models.recommender.model import Config, SASRec  # noqa: E402
 from local_models.recommender.train import TrainConfig, make_score_fn, train  # noqa: E402
 
@@ -111,20 +111,14 @@ def test_ranking_metrics_by_hand():
 
 def test_evaluation_never_recommends_items_in_history(beauty):
     # Popularity would otherwise put the most bought items, which many customers already own, on top.
-    captured = {}
-
-    def score(hist, customers):
-        s = Popular(beauty["counts"]).score(hist)
-        captured["hist"] = hist
-        return s
-
-    out = evaluate(score, beauty["test"], beauty["counts"], k=10)
-    assert 0 < out["hr@10"] < 1
-    from local_models.recommender.evaluate import top_k
-
     hist = beauty["test"].histories[:50]
-    top = top_k(torch.tensor(np.array(Popular(beauty["counts"]).score(hist))), hist, 10)
+    scores = torch.tensor(np.array(Popular(beauty["counts"]).score(hist)))
+    top = top_k(scores.clone(), hist, 10)
     assert all(not set(t) & set(h.tolist()) for t, h in zip(top, hist))
+    top_any = top_k(scores.clone(), hist, 10, exclude_seen=False)
+    assert any(set(t) & set(h.tolist()) for t, h in zip(top_any, hist))
+    out = evaluate(Popular(beauty["counts"]).score, beauty["test"], beauty["counts"], k=10)
+    assert 0 < out["hr@10"] < 1 and out["n_users"] == len(beauty["test"].histories)
 
 
 # --- model and training -------------------------------------------------------------------------------
