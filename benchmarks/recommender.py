@@ -224,7 +224,7 @@ def run_task(task: Task, args, log) -> dict:
                                       lambda p: ItemKNN(task.n_items, **p).fit(task.train_seqs), log)
     if "ease" in methods:
         if task.n_items <= EASE.max_items:
-            out["ease"] = run_baseline(task, "ease", [{"l2": l2} for l2 in (100.0, 500.0)],
+            out["ease"] = run_baseline(task, "ease", [{"l2": l2} for l2 in args.ease_l2],
                                        lambda p: EASE(task.n_items, **p).fit(task.train_seqs), log)
         else:
             log(f"  ease skipped: {task.n_items} items > {EASE.max_items}")
@@ -267,7 +267,8 @@ def write_results(results: dict, meta: dict, out_dir: Path) -> None:
                for ds, methods in results.items()}
     (out_dir / "recommender.meta.json").write_text(json.dumps({**meta, "settings": details}, indent=2) + "\n")
     lines = ["# Recommender benchmark", "", f"Command: `{meta['command']}`", "",
-             f"Run {meta['started']} → {meta['finished']} ({meta['wall_s'] / 60:.1f} min); git {meta['git']}.",
+             f"Run {meta['started']} → {meta['finished']} ({meta['wall_s'] / 60:.1f} min); git {meta['git']}"
+             + (" (PARTIAL: datasets still running when written)." if meta["partial"] else "."),
              f"Machine: {meta['machine']['cores']} CPU cores, torch {meta['machine']['torch']} on CPU, "
              f"torch threads {meta['machine']['torch_threads']} (interop {meta['machine']['torch_interop_threads']}), "
              f"OMP_NUM_THREADS={meta['machine']['omp_num_threads']}, OPENBLAS_NUM_THREADS="
@@ -316,6 +317,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dataset-seeds", nargs="*", default=[], metavar="NAME=N", help="per-dataset --seeds")
     p.add_argument("--dataset-minutes", nargs="*", default=[], metavar="NAME=M",
                    help="per-dataset --max-train-minutes")
+    p.add_argument("--ease-l2", type=float, nargs="+", default=[100.0, 500.0], help="EASE ridge grid")
     p.add_argument("--loss", default="mixed", choices=["ce", "sampled", "mixed"])
     p.add_argument("--n-negatives", type=int, default=1024)
     p.add_argument("--max-len", type=int, default=50)
@@ -365,35 +367,46 @@ def main(argv=None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - t0:7.0f}s load {os.getloadavg()[0]:.2f}] {msg}", flush=True)
 
+    def finish(partial: bool) -> None:
+        """Write the tables for the datasets done so far, so an interrupted run still leaves figures."""
+        order = [name for name, _ in sources if name in results]
+        meta = {"command": command, "started": started, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "wall_s": time.perf_counter() - t0, "git": _git_commit(), "load_start": load_start,
+                "load_end": [round(x, 2) for x in os.getloadavg()], "machine": machine_info(args.threads, args.jobs),
+                "datasets": {n: datasets[n] for n in order}, "partial": partial,
+                "args": {k: str(v) for k, v in vars(args).items()}}
+        write_results({n: results[n] for n in order}, meta, args.out_dir)
+
+    command = "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]) if argv is None else repr(argv)
     sources = [(name, KNOWN[name]) for name in args.datasets]
     sources += [(Path(f).stem.lower(), Path(f)) for f in args.data_file]
     results, datasets = {}, {}
     if args.jobs > 1 and len(sources) > 1:
         import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
         # One process per dataset, each with --threads threads: on a shared machine several
         # single-threaded processes use the cores better than one process with many threads.
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {name: pool.submit(_run_source, name, str(path), args, t0) for name, path in sources}
-            for name, fut in futures.items():
-                results[name], datasets[name] = fut.result()
+            futures = {pool.submit(_run_source, name, str(path), args, t0): name for name, path in sources}
+            for fut in as_completed(futures):
+                results[futures[fut]], datasets[futures[fut]] = fut.result()
+                finish(partial=True)
     else:
         for name, path in sources:
             results[name], datasets[name] = _run_source(name, str(path), args, t0)
-    try:
-        git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                             check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        git = "unknown"
-    meta = {"command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]) if argv is None
-            else "main(" + repr(argv) + ")",
-            "started": started, "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_s": time.perf_counter() - t0,
-            "git": git, "load_start": load_start, "load_end": [round(x, 2) for x in os.getloadavg()],
-            "machine": machine_info(args.threads, args.jobs), "datasets": datasets, "args": {k: str(v) for k, v in vars(args).items()}}
-    write_results(results, meta, args.out_dir)
+            finish(partial=True)
+    finish(partial=False)
     log(f"wrote {args.out_dir / 'recommender.md'}")
     return 0
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 if __name__ == "__main__":
