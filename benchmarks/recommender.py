@@ -331,6 +331,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _die_with_parent() -> None:
+    """Make a worker exit when the benchmark process is killed.
+
+    Without this, killing the parent leaves spawned workers training on, unseen, on a shared machine.
+    Linux only (prctl PR_SET_PDEATHSIG); elsewhere workers still end when their task does.
+    """
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _run_source(name: str, path: str, args: argparse.Namespace, t0: float) -> tuple[dict, dict]:
     """Prepare one dataset and run every method on it (also the body of a worker process)."""
     import torch
@@ -387,7 +404,8 @@ def main(argv=None) -> int:
 
         # One process per dataset, each with --threads threads: on a shared machine several
         # single-threaded processes use the cores better than one process with many threads.
-        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=mp.get_context("spawn"),
+                                 initializer=_die_with_parent) as pool:
             futures = {pool.submit(_run_source, name, str(path), args, t0): name for name, path in sources}
             for fut in as_completed(futures):
                 results[futures[fut]], datasets[futures[fut]] = fut.result()
