@@ -111,8 +111,55 @@ def train_forecaster(shop: Shop, progress: Progress) -> TrainReport:
                        str(shop.models_dir / "forecaster"), summary)
 
 
+def purchases(shop: Shop):
+    """Completed purchases of merchandise by known customers: customer_id, product_id, order_id, timestamp (s)."""
+    with shop.connect(read_only=True) as con:
+        df = con.execute("""
+            SELECT o.customer_id, o.product_id, o.order_id, epoch(o.ordered_at)::BIGINT AS timestamp
+            FROM orders o JOIN products p USING (product_id)
+            WHERE o.status = 'ok' AND o.quantity > 0 AND o.customer_id IS NOT NULL AND p.kind = 'merchandise'
+            ORDER BY o.ordered_at, o.order_id, o.line""").df()
+    return df
+
+
+#: Training budget for the shop's recommender: the best model within it is kept (selection on validation).
+RECOMMENDER_BUDGET_S = 300
+
+
+def train_recommender(shop: Shop, progress: Progress) -> TrainReport:
+    """Fit the next-purchase recommender and the bought-together counts on the shop's completed purchases."""
+    from local_models.recommender import CoPurchase, Recommender, RecommenderConfig
+
+    t0 = time.perf_counter()
+    progress(0.02, "reading purchases")
+    df = purchases(shop)
+    if df.empty:
+        raise TrainingError("The shop has no purchases by known customers to learn from. Import orders with a "
+                            "customer id column first.")
+    progress(0.05, "counting products bought together")
+    copurchase = CoPurchase.fit(df)
+    progress(0.1, f"training the recommender (up to {RECOMMENDER_BUDGET_S // 60} minutes)")
+    try:
+        rec = Recommender.fit(df, RecommenderConfig(train={"max_time_s": RECOMMENDER_BUDGET_S, "patience": 5}))
+    except ValueError as err:
+        raise TrainingError(f"Cannot train the recommender on this shop: {err}") from err
+    progress(0.95, "saving")
+    shop.models_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".recommender-", dir=shop.models_dir))
+    rec.save(tmp)
+    copurchase.save(tmp / "copurchase.npz")
+    final = shop.models_dir / "recommender"
+    _swap_in(tmp, final)
+    progress(1.0, "recommender saved")
+    valid = rec.metrics.get("valid") or {}
+    summary = ", ".join(f"validation {k} {v:.4f}" for k, v in valid.items() if isinstance(v, float)) or \
+        "trained (no validation split: too few repeat customers)"
+    return TrainReport("recommender", round(time.perf_counter() - t0, 1), rec.metrics, str(final), summary)
+
+
 JOBS: dict[str, Callable[[Shop, Progress], TrainReport]] = {
     "forecaster": train_forecaster,
+    "recommender": train_recommender,
 }
 
 
