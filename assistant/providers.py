@@ -83,6 +83,7 @@ def _openai(settings: Settings, shop: Any = None) -> Any:
         api_key=key or "not-needed",
         timeout=p.timeout,
         max_retries=p.max_retries,
+        max_tokens=p.max_tokens,
         temperature=0,
         streaming=True,
         use_responses_api=False,
