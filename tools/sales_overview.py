@@ -64,8 +64,10 @@ def _pct(x: float | None) -> str:
 
 
 def sales_overview(shop: Shop, args: SalesOverviewArgs) -> ToolResult:
-    """Use for sales questions: revenue, orders, units, average order value, best sellers and top movers in a
-    period (vs the previous period and the same period last year), optionally by product/country/category/time."""
+    """Use for sales questions: revenue, orders, units, customers and average order value in a period (vs the
+    previous period and last year), best sellers (group_by product), by country or month; period: last_month,
+    last_week, last_30_days, this_year, all (all time), a year '2011', a month '2011-03' or '2011-11-01..2011-11-15'.
+    """
     with shop.connect(read_only=True) as con:
         first, last = con.execute("SELECT min(ordered_at), max(ordered_at) FROM orders WHERE status = 'ok'"
                                   ).fetchall()[0]
