@@ -289,10 +289,17 @@ def main(argv: list[str] | None = None) -> int:
     expected = {q["id"]: [agent_facts.compute(f) for f in q["facts"]] for q in questions}
     shop = ensure_shop(args.shop)
     before = uptime()
-    results = {}
+    results: dict[str, dict] = {}
     for model in args.models:
         results[model] = run_model(model, shop, questions, expected)
         results[model]["expected_tools"] = {q["id"]: q["tools"]["any_of"] for q in questions}
+        write(results, questions, args, argv, before)  # after each model, so a stopped run keeps what it measured
+    print(json.dumps({m: r["summary"] for m, r in results.items()}, indent=2))
+    return 0
+
+
+def write(results: dict[str, dict], questions: list[dict[str, Any]], args: argparse.Namespace,
+          argv: list[str] | None, before: str) -> None:
     langs = {lang: sum(q["language"] == lang for q in questions) for lang in ("en", "zh")}
     meta = {
         "command": "PYTHONPATH=. python benchmarks/agent_eval.py " + " ".join(argv if argv is not None
@@ -309,8 +316,6 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "agent_answers.json").write_text(json.dumps(
         {"meta": meta, **{m: {"info": r["info"], "rows": r["rows"]} for m, r in results.items()}},
         ensure_ascii=False, indent=1, default=str) + "\n", encoding="utf-8")
-    print(json.dumps({m: r["summary"] for m, r in results.items()}, indent=2))
-    return 0
 
 
 if __name__ == "__main__":
