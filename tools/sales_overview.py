@@ -95,7 +95,8 @@ def sales_overview(shop: Shop, args: SalesOverviewArgs) -> ToolResult:
             breakdown = fetch_dicts(con, f"""
                 SELECT {key} AS key, any_value(p.title) AS title,
                        round(sum(o.quantity * o.unit_price), 2)::DOUBLE AS revenue,
-                       sum(o.quantity)::BIGINT AS units, count(DISTINCT o.order_id) AS orders
+                       sum(o.quantity)::BIGINT AS units,
+                       count(DISTINCT o.order_id) FILTER (WHERE o.status = 'ok') AS orders
                 FROM orders o LEFT JOIN products p USING (product_id)
                 WHERE {SOLD_O} AND o.ordered_at >= ? AND o.ordered_at < ? {merch}
                 GROUP BY key ORDER BY {order} LIMIT {args.limit}""", [period.start, period.end])
