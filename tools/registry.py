@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tools import basket, churn, cohorts, customer_segments, forecast_sales, query_data, sales_overview
+from tools import basket, churn, cohorts, customer_segments, forecast_sales, plan_promotions, query_data, sales_overview
 from tools.base import ToolSpec
 
 ALL_TOOLS: tuple[ToolSpec, ...] = (
@@ -12,6 +12,7 @@ ALL_TOOLS: tuple[ToolSpec, ...] = (
     churn.SPEC,
     cohorts.SPEC,
     basket.SPEC,
+    plan_promotions.SPEC,
     query_data.SPEC,
 )
 
