@@ -77,11 +77,9 @@ def test_history_reads_nothing_on_or_after_the_cutoff():
 # ---------------------------------------------------------------------------------------------------- the tool
 
 
-@pytest.fixture(scope="module")
-def planner_shop(tmp_path_factory: pytest.TempPathFactory) -> Shop:
+def _build_shop(folder) -> Shop:
     """Fourteen weeks of daily orders for six products with known customers; one product is rising."""
     rng = np.random.default_rng(0)
-    tmp = tmp_path_factory.mktemp("planner")
     rows = []
     start = dt.date(2024, 1, 1)
     products = {"MUG": 12.0, "TEAPOT": 30.0, "CUP": 4.0, "PLATE": 8.0, "BOWL": 6.0, "SPOON": 2.0}
@@ -96,12 +94,17 @@ def planner_shop(tmp_path_factory: pytest.TempPathFactory) -> Shop:
                 rows.append(f"o{n},{pid},{pid.title()},{rng.integers(1, 4)},{price},{date} 12:00:00,{cust}")
                 if pid == "MUG" and rng.random() < 0.5:  # mugs are often bought with spoons
                     rows.append(f"o{n},SPOON,Spoon,1,2.0,{date} 12:00:00,{cust}")
-    f = tmp / "orders.csv"
+    f = folder / "orders.csv"
     f.write_text("order_id,product_id,title,quantity,unit_price,ordered_at,customer_id\n" + "\n".join(rows) + "\n",
                  encoding="utf-8")
-    shop = Shop.create(tmp / "shop")
+    shop = Shop.create(folder / "shop")
     import_file(shop, f, "orders")
     return shop
+
+
+@pytest.fixture(scope="module")
+def planner_shop(tmp_path_factory: pytest.TempPathFactory) -> Shop:
+    return _build_shop(tmp_path_factory.mktemp("planner"))
 
 
 def test_every_pick_has_three_signals_with_values_and_evidence(planner_shop):
@@ -155,3 +158,21 @@ def test_past_week_is_planned_as_of_then_with_actuals(planner_shop):
 def test_small_shop_without_enough_history_says_what_to_do(small_shop):
     with pytest.raises(ToolInputError, match="needs 8 weeks of sales history"):
         SPEC.run(small_shop)
+
+
+def test_a_trained_forecaster_gives_the_expected_units(tmp_path):
+    """With a weekly model the expected units come from it, the evidence names it, and forecast is not missing."""
+    import torch
+
+    from local_models.forecaster import Config, Forecaster
+    from tools.training import daily_sales
+
+    torch.set_num_threads(1)
+    shop = _build_shop(tmp_path)
+    sales, _ = daily_sales(shop)
+    config = Config.for_granularity("W", max_epochs=2, patience=1, val_periods=4, synthetic_aggregates=0)
+    Forecaster.fit(sales, config, granularity="W", backtest=False).save(shop.models_dir / "forecaster")
+    r = SPEC.run(shop, k=3)
+    assert "forecast" not in r.data["missing"]
+    assert any(p["forecast_method"] == "weekly model forecast" for p in r.data["picks"])
+    assert any(e.source == "model:forecaster" for e in r.evidence)
