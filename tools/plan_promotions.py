@@ -273,7 +273,7 @@ def plan_promotions(shop: Shop, args: PlanPromotionsArgs) -> ToolResult:
                 "evidence": _pick_evidence(r, hist, forecasts, reach, reviews)}
         for extra in ("reach_customers", "reviews_n", "reviews_negative", "open_complaints", "stock",
                       "stock_cover_weeks", "margin_pct", "last_year_week"):
-            if r.get(extra) is not None:
+            if extra in r:  # every pick has the same keys, so the chat's table has the same columns
                 pick[extra] = r[extra]
         if actual is not None:
             pick["actual_units"] = actual.get(r["product_id"], 0.0)
