@@ -8,6 +8,7 @@ from tools import (
     cohorts,
     customer_segments,
     forecast_sales,
+    plan_promotions,
     query_data,
     recommend_products,
     sales_overview,
@@ -21,6 +22,7 @@ ALL_TOOLS: tuple[ToolSpec, ...] = (
     churn.SPEC,
     cohorts.SPEC,
     basket.SPEC,
+    plan_promotions.SPEC,
     recommend_products.SPEC,
     query_data.SPEC,
 )
