@@ -40,8 +40,8 @@ MIN_CUSTOMERS = 30
 
 class ChurnRiskArgs(BaseModel):
     top_k: int = Field(20, ge=1, le=200, description="How many customers to return.")
-    segment: SegmentKey | None = Field(None, description="Only customers of this RFM segment (see "
-                                                         "customer_segments).")
+    segment: SegmentKey | None = Field(None, description="Leave null for all customers; set only when the "
+                                                         "operator names an RFM segment (see customer_segments).")
     rank_by: Literal["value_at_risk", "probability"] = Field(
         "value_at_risk", description="value_at_risk: P(churn) x past revenue (who is worth winning back); "
                                      "probability: P(churn) alone.")

@@ -217,7 +217,8 @@ def plan_promotions(shop: Shop, args: PlanPromotionsArgs) -> ToolResult:
     sums = recent.groupby("product_id")[["revenue", "units"]].sum()
     price = (sums["revenue"] / sums["units"]).to_dict()
     allowed = None
-    if args.category:
+    # Small models fill optional filters with "all": that means no filter, not a category named "all".
+    if args.category and args.category.strip().lower() not in ("all", "any", "none", "*", "全部", "所有"):
         allowed = {p["product_id"] for p in prod if (p["category"] or "").lower() == args.category.lower()}
         if not allowed:
             cats = sorted({p["category"] for p in prod if p["category"]})[:20]
