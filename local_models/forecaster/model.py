@@ -5,6 +5,12 @@ whole shop selling 100,000 a week are the same problem to it. Two encoders are a
 validation window (see benchmarks/results/forecaster.md): a residual MLP over the flattened window (N-BEATS/TiDE
 style, the default) and a GRU over the history (the encoder half of DeepAR/MQ-RNN). Both decode all H periods at
 once into Q quantiles, trained with the pinball loss.
+
+Price (`Config.use_price`). The history's prices relative to the current price are one more input row. The target
+periods' prices enter only through a demand curve: every quantile is multiplied by exp(-e · Δlog price), where the
+elasticity e ≥ 0 is predicted per window from the encoded history. A planned price cut can therefore never lower a
+forecast and a rise never raise it (the law of demand is built in, not hoped for), the price held at its current
+level changes nothing (Δ = 0), and how strongly a product reacts is learned from the periods in which prices changed.
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from local_models.forecaster.config import Config
+
+ELASTICITY_GAIN = 10.0
+ELASTICITY_INIT = -3.0  # softplus(-3) ≈ 0.05
 
 
 def pinball_loss(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
@@ -60,11 +69,11 @@ class QuantileForecaster(nn.Module):
         self.emb = nn.Embedding(n_series + 1, c.id_embedding_dim) if c.id_embedding_dim > 0 else None
         n_cal = n_calendar if c.use_calendar else 0
         extra = n_static + H * n_cal + c.id_embedding_dim
+        n_seq = 2 + c.use_shop_context + c.use_price  # history rows: values, mask, shop total, price
         if c.arch == "mlp":
-            n_in = L * (3 if c.use_shop_context else 2) + extra
-            self.inp = nn.Linear(n_in, c.hidden)
+            self.inp = nn.Linear(L * n_seq + extra, c.hidden)
         elif c.arch == "rnn":
-            self.rnn = nn.GRU(3 if c.use_shop_context else 2, c.hidden, batch_first=True)
+            self.rnn = nn.GRU(n_seq, c.hidden, batch_first=True)
             self.inp = nn.Linear(c.hidden + extra, c.hidden)
         else:
             raise ValueError(f"arch must be 'mlp' or 'rnn', got {c.arch!r}")
@@ -74,6 +83,12 @@ class QuantileForecaster(nn.Module):
         # A linear skip from the history straight to the median: the "last level" answer is then one weight away,
         # which makes early training stable on short data.
         self.skip = nn.Linear(L, H)
+        if c.use_price:
+            # e = softplus(ELASTICITY_GAIN * (w·h + b)): starts at 0.05 (almost no effect) and, through the gain, can
+            # move within the few hundred optimiser steps of a fit; plain Adam steps would leave it near its start.
+            self.elasticity_head = nn.Linear(c.hidden, 1)
+            nn.init.zeros_(self.elasticity_head.weight)
+            nn.init.constant_(self.elasticity_head.bias, ELASTICITY_INIT / ELASTICITY_GAIN)
 
     def forward(
         self,
@@ -82,6 +97,8 @@ class QuantileForecaster(nn.Module):
         shop: torch.Tensor,
         static: torch.Tensor,
         cal: torch.Tensor,
+        price: torch.Tensor,
+        fprice: torch.Tensor,
         series: torch.Tensor,
         y: torch.Tensor | None = None,
         y_mask: torch.Tensor | None = None,
@@ -94,6 +111,8 @@ class QuantileForecaster(nn.Module):
             shop: (B, L) normalised shop history.
             static: (B, n_static).
             cal: (B, H, F) calendar features of the target periods.
+            price: (B, L) history log price relative to the current price (ignored unless use_price).
+            fprice: (B, H) target periods' log price relative to the current price (ignored unless use_price).
             series: (B,) embedding row (0 = unknown series).
             y: (B, H) normalised targets, optional.
             y_mask: (B, H) target mask, optional.
@@ -101,9 +120,29 @@ class QuantileForecaster(nn.Module):
         Returns:
             (quantiles (B, H, Q) monotone in Q, loss or None).
         """
+        base, elasticity = self.base_quantiles(hist, hist_mask, shop, static, cal, price, series)
+        out = base * price_factor(elasticity, fprice).unsqueeze(-1)  # (B, H, Q)
+        loss = None if y is None else pinball_loss(out, y, y_mask, self.q)
+        return out, loss
+
+    def base_quantiles(
+        self,
+        hist: torch.Tensor,
+        hist_mask: torch.Tensor,
+        shop: torch.Tensor,
+        static: torch.Tensor,
+        cal: torch.Tensor,
+        price: torch.Tensor,
+        series: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Quantiles at the current price and the price elasticity; arguments as in `forward`.
+
+        Returns:
+            (quantiles (B, H, Q) monotone in Q, elasticity (B,) ≥ 0; zeros when the model ignores prices).
+        """
         c = self.config
         B = hist.shape[0]
-        seq = [hist, hist_mask] + ([shop] if c.use_shop_context else [])
+        seq = [hist, hist_mask] + ([shop] if c.use_shop_context else []) + ([price] if c.use_price else [])
         parts = [static]
         if c.use_calendar:
             parts.append(cal.reshape(B, -1))  # (B, H*F)
@@ -116,7 +155,8 @@ class QuantileForecaster(nn.Module):
             x = self.inp(torch.cat([h[0]] + parts, dim=1))  # (B, hidden)
         for block in self.blocks:
             x = block(x)
-        raw = self.head(F.gelu(self.norm(x))).view(B, c.horizon, len(c.quantiles))  # (B, H, Q)
+        h = F.gelu(self.norm(x))  # (B, hidden)
+        raw = self.head(h).view(B, c.horizon, len(c.quantiles))  # (B, H, Q)
         med = raw[..., self.median_idx] + self.skip(hist)  # (B, H)
         # Quantiles built outward from the median with positive gaps, so they can never cross.
         gaps = F.softplus(raw)
@@ -127,5 +167,13 @@ class QuantileForecaster(nn.Module):
         for i in range(self.median_idx + 1, len(c.quantiles)):
             above.append(above[-1] + gaps[..., i])
         out = torch.stack(below[::-1] + above[1:], dim=-1)  # (B, H, Q)
-        loss = None if y is None else pinball_loss(out, y, y_mask, self.q)
-        return out, loss
+        if c.use_price:
+            elasticity = F.softplus(ELASTICITY_GAIN * self.elasticity_head(h).squeeze(-1))  # (B,)
+        else:
+            elasticity = torch.zeros(B, device=hist.device)
+        return out, elasticity
+
+
+def price_factor(elasticity: torch.Tensor, fprice: torch.Tensor) -> torch.Tensor:
+    """(B, H) demand multiplier exp(-e · Δlog price) for elasticity (B,) and relative log prices (B, H)."""
+    return torch.exp(-elasticity.unsqueeze(-1) * fprice)

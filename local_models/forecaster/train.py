@@ -22,12 +22,18 @@ from local_models.forecaster.evaluate import mase_scale, season_for
 from local_models.forecaster.config import Config
 from local_models.forecaster.model import QuantileForecaster, pinball_loss
 
-_FIELDS = ("hist", "hist_mask", "shop", "static", "cal", "y", "y_mask")
+_FIELDS = ("hist", "hist_mask", "shop", "static", "cal", "price", "fprice", "y", "y_mask")
+_INPUTS = tuple(k for k in _FIELDS if k not in ("y", "y_mask")) + ("series",)
 
 
 @dataclass
 class FitInfo:
-    """What one `fit_at_cutoff` run did, kept in the checkpoint's metrics."""
+    """What one `fit_at_cutoff` run did, kept in the checkpoint's metrics.
+
+    `val_loss` is the best validation loss with the target periods' prices as charged; `val_loss_price_held` is the
+    same model's with every target period at the last price before the validation window (how forecasts are made
+    when no price is planned). Their gap is how much the learned price response helped on validation.
+    """
 
     cutoff: int
     best_epoch: int
@@ -39,6 +45,8 @@ class FitInfo:
     epochs_run: int
     seconds: float
     history: list[float] = field(default_factory=list)
+    val_loss_price_held: float = float("nan")
+    val_windows_price_changed: int = 0
 
 
 def _tensors(w: Windows, emb_ids: np.ndarray, device: str) -> dict[str, torch.Tensor]:
@@ -47,36 +55,63 @@ def _tensors(w: Windows, emb_ids: np.ndarray, device: str) -> dict[str, torch.Te
     return t
 
 
-def _run_epoch(model, opt, data: dict[str, torch.Tensor], batch_size: int, gen: torch.Generator) -> float:
+class _Packed:
+    """A window set's float fields side by side in one (N, D) matrix, so an epoch's shuffle is one gather."""
+
+    def __init__(self, data: dict[str, torch.Tensor]) -> None:
+        n = data["hist"].shape[0]
+        self.n = n
+        self.series = data["series"]
+        self.layout: list[tuple[str, int, int, tuple[int, ...]]] = []
+        col = 0
+        for k in _FIELDS:
+            width = int(np.prod(data[k].shape[1:]))
+            self.layout.append((k, col, col + width, tuple(data[k].shape[1:])))
+            col += width
+        self.matrix = torch.cat([data[k].reshape(n, -1) for k in _FIELDS], dim=1)  # (N, D)
+
+    def batches(self, batch_size: int, gen: torch.Generator):
+        perm = torch.randperm(self.n, generator=gen).to(self.matrix.device)
+        m, series = self.matrix[perm], self.series[perm]
+        for i in range(0, self.n, batch_size):
+            rows = m[i : i + batch_size]
+            b = rows.shape[0]
+            batch = {k: rows[:, a:z].reshape(b, *shape) for k, a, z, shape in self.layout}
+            batch["series"] = series[i : i + batch_size]
+            yield batch
+
+
+def _run_epoch(model, opt, data: _Packed, batch_size: int, gen: torch.Generator, sched=None) -> None:
     model.train()
-    n = data["hist"].shape[0]
-    perm = torch.randperm(n, generator=gen).to(data["hist"].device)
-    # One shuffled copy per epoch, then contiguous slices: far cheaper than gathering every batch separately.
-    shuffled = {k: v[perm] for k, v in data.items()}
-    total = 0.0
-    for i in range(0, n, batch_size):
-        _, loss = model(**{k: v[i : i + batch_size] for k, v in shuffled.items()})
-        idx = range(i, min(i + batch_size, n))
+    for batch in data.batches(batch_size, gen):
+        _, loss = model(**batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        total += loss.item() * len(idx)
-    return total / max(n, 1)
+        if sched is not None:
+            sched.step()
 
 
-@torch.no_grad()
-def _predict_normalised(model, data: dict[str, torch.Tensor], batch_size: int = 4096) -> torch.Tensor:
+@torch.inference_mode()
+def _predict_normalised(model, data: dict[str, torch.Tensor], batch_size: int = 8192,
+                        hold_price: bool = False) -> torch.Tensor:
+    """(N, H, Q) normalised quantiles; with `hold_price` the target periods keep the current price (fprice = 0)."""
     model.eval()
     n = data["hist"].shape[0]
-    outs = [model(**{k: v[i : i + batch_size] for k, v in data.items() if k not in ("y", "y_mask")})[0]
-            for i in range(0, n, batch_size)]
+    outs = []
+    for i in range(0, n, batch_size):
+        batch = {k: data[k][i : i + batch_size] for k in _INPUTS}
+        if hold_price:
+            batch["fprice"] = torch.zeros_like(batch["fprice"])
+        outs.append(model(**batch)[0])
     return torch.cat(outs) if outs else torch.zeros(0, model.config.horizon, len(model.config.quantiles))
 
 
 def _new_model(config: Config, n_cal: int, n_series: int, device: str) -> tuple[QuantileForecaster, torch.optim.Optimizer]:
     model = QuantileForecaster(config, n_static=N_STATIC, n_calendar=n_cal, n_series=n_series).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # The fused kernel updates every parameter in one call instead of a Python loop over tensors (CPU and CUDA).
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     return model, opt
 
 
@@ -162,7 +197,7 @@ def fit_at_cutoff(
         w = make_windows(train_panel, s, o, c.lookback, c.horizon, target_end, cal)
         return _tensors(w, emb_of_train[s], device)
 
-    train = train_windows(val_start)
+    train = _Packed(train_windows(val_start))
     val_w, val = windows(val_start, max(val_start, cutoff - c.horizon), cutoff, 1)
     # Validation loss in comparable units: each window's pinball (in its own scale) times scale / MASE scale, so
     # configurations with different lookbacks or scalings can be compared on the same number.
@@ -171,14 +206,20 @@ def fit_at_cutoff(
     w_val = val_w.scale / np.nan_to_num(mscale[val_w.series], nan=1.0)
     val["y_mask"] = val["y_mask"] * torch.from_numpy(w_val.astype(np.float32)).to(device)[:, None]
     n_val_targets = float(val_w.y_mask.sum())
+    norm = float(val["y_mask"].sum()) / max(n_val_targets, 1.0)
+
+    def val_loss_of(model, hold_price=False) -> tuple[float, torch.Tensor]:
+        pred = _predict_normalised(model, val, hold_price=hold_price)
+        return pinball_loss(pred, val["y"], val["y_mask"], model.q).item() * norm, pred
+
     seed_everything(c.seed)
     gen = torch.Generator().manual_seed(c.seed)
     model, opt = _new_model(c, cal.shape[1], len(rows), device)
+    sched = _schedule(opt, c, train.n)
     best, best_epoch, best_state, history, bad = float("inf"), 0, None, [], 0
     for epoch in range(1, c.max_epochs + 1):
-        _run_epoch(model, opt, train, c.batch_size, gen)
-        pred = _predict_normalised(model, val)
-        val_loss = pinball_loss(pred, val["y"], val["y_mask"], model.q).item() * float(val["y_mask"].sum()) / n_val_targets
+        _run_epoch(model, opt, train, c.batch_size, gen, sched)
+        val_loss, _ = val_loss_of(model)
         history.append(val_loss)
         if log:
             log(f"epoch {epoch}: val pinball {val_loss:.4f}")
@@ -189,23 +230,37 @@ def fit_at_cutoff(
             if bad >= c.patience:
                 break
     epochs_run = len(history)
-    model.load_state_dict(best_state)
-    pred = _predict_normalised(model, val).cpu().numpy()
+    if best_epoch != epochs_run:
+        model.load_state_dict(best_state)
+    # The interval is calibrated as forecasts are made when no price is planned: at the current price.
+    held, pred = val_loss_of(model, hold_price=True)
+    pred = pred.cpu().numpy()
     q, raw_cov = conformal_quantile(pred, val_w.y, val_w.y_mask, c) if c.conformal else (0.0, float("nan"))
 
-    n_train = int(train["hist"].shape[0])
+    n_train = train.n
     if c.refit:
-        full = train_windows(cutoff)
-        n_train = int(full["hist"].shape[0])
+        full = _Packed(train_windows(cutoff))
+        n_train = full.n
         seed_everything(c.seed)
         gen = torch.Generator().manual_seed(c.seed)
         model, opt = _new_model(c, cal.shape[1], len(rows), device)
+        sched = _schedule(opt, c, full.n)
         for _ in range(best_epoch):
-            _run_epoch(model, opt, full, c.batch_size, gen)
+            _run_epoch(model, opt, full, c.batch_size, gen, sched)
     model.eval()
     info = FitInfo(cutoff, best_epoch, best, q, raw_cov, n_train, len(val_w), epochs_run,
-                   time.perf_counter() - t0, history)
+                   time.perf_counter() - t0, history, held, int((np.abs(val_w.fprice) > 0).any(1).sum()))
     return model, info
+
+
+def _schedule(opt: torch.optim.Optimizer, c: Config, n_windows: int):
+    """Cosine decay of the learning rate to 5% over `max_epochs`, per step; None for a constant rate."""
+    if c.lr_schedule == "constant":
+        return None
+    if c.lr_schedule != "cosine":
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {c.lr_schedule!r}")
+    steps = c.max_epochs * -(-n_windows // c.batch_size)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=0.05 * c.lr)
 
 
 def with_synthetic_aggregates(panel: Panel, rows: np.ndarray, n: int, seed: int) -> tuple[Panel, np.ndarray]:
@@ -228,5 +283,8 @@ def with_synthetic_aggregates(panel: Panel, rows: np.ndarray, n: int, seed: int)
         extra.append(panel.values[rng.choice(prods, size=k, replace=False)].sum(0))
     values = np.concatenate([panel.values, np.stack(extra).astype(np.float32)])
     keys = list(panel.keys) + [f"category:~synthetic-{i}" for i in range(n)]
-    aug = Panel(keys, values, first_nonzero(values), panel.periods, panel.granularity, panel.value)
+    price = None
+    if panel.price is not None:  # aggregates have no price of their own
+        price = np.concatenate([panel.price, np.full((n, panel.price.shape[1]), np.nan, np.float32)])
+    aug = Panel(keys, values, first_nonzero(values), panel.periods, panel.granularity, panel.value, price)
     return aug, np.concatenate([rows, np.arange(len(panel.keys), len(keys))])
