@@ -20,16 +20,17 @@ class Config:
         id_embedding_dim: Size of a learned per-series embedding (0 = none). Unknown/new series use row 0.
         use_calendar: Feed calendar and holiday features of the target periods.
         use_shop_context: Feed the shop's total over the lookback (shop-wide momentum).
-        use_price: Feed each product's price history relative to its current price, and scale the forecast by a
-            learned demand curve in the target periods' price (see model.py), so a planned price change can be
-            asked about. Turned off at fit time when the sales carry no prices.
+        use_price: Scale the forecast by a learned demand curve in the target periods' price relative to the
+            current price (see model.py), so a planned price change can be asked about. Turned off at fit time when
+            the sales carry no prices.
         lr: AdamW learning rate.
         lr_schedule: "constant", or "cosine" (decay to 5% of `lr` over `max_epochs`, stepped per batch).
         weight_decay: AdamW weight decay.
         batch_size: Windows per optimisation step.
         max_epochs: Upper bound on passes over the training windows.
         patience: Epochs without validation improvement before stopping.
-        window_stride: Periods between consecutive training origins of one series (1 = every period).
+        window_stride: Periods between consecutive training origins of one product (1 = every period); aggregates
+            always use every period.
         val_periods: Periods just before the cutoff held out for early stopping and interval calibration.
         refit: After early stopping, retrain from scratch on all periods up to the cutoff for the chosen number of
             epochs, so the freshest periods (the ones used for validation) also shape the model.

@@ -192,8 +192,14 @@ def fit_at_cutoff(
     emb_of_train = np.zeros(train_panel.values.shape[0], dtype=np.int64)
     emb_of_train[: len(emb_of_row)] = emb_of_row
 
+    is_agg = train_panel.kinds[train_rows] != "product"
+
     def train_windows(target_end):
-        s, o = training_pairs(train_panel, train_rows, 1, target_end - 1, c.window_stride)
+        # Aggregates (the shop, categories, synthetic sums: a few dozen series) use every origin; they are cheap, and
+        # thinning them too raised the shop's validation MASE from 1.24 to 1.43 (8 seeds).
+        s1, o1 = training_pairs(train_panel, train_rows[~is_agg], 1, target_end - 1, c.window_stride)
+        s2, o2 = training_pairs(train_panel, train_rows[is_agg], 1, target_end - 1, 1)
+        s, o = np.concatenate([s1, s2]), np.concatenate([o1, o2])
         w = make_windows(train_panel, s, o, c.lookback, c.horizon, target_end, cal)
         return _tensors(w, emb_of_train[s], device)
 
