@@ -201,7 +201,7 @@ def test_discount_never_lowers_and_rise_never_raises_the_forecast(fitted):
             assert all(r <= b for r, b in zip(rise[name], base[name])), (key, name)
         assert cut.price_scenario["elasticity"] >= 0
         assert cut.price_scenario["p50_at_current_price"] == base["p50"]
-        assert "model's estimate" in cut.price_scenario["text"] and "validation" in cut.price_scenario["text"]
+        assert "model's estimate" in cut.price_scenario["text"] and "validated on" in cut.price_scenario["text"]
 
 
 def test_no_price_change_is_the_plain_forecast(fitted):
@@ -239,3 +239,18 @@ def test_price_change_errors(sales, fitted):
     assert not fc.config.use_price and fc.panel.price is None
     with pytest.raises(ValueError, match="trained without prices"):
         fc.forecast(_network_products(fc)[0], 4, price=-0.2)
+
+
+def test_prices_do_not_change_the_forecast_at_the_current_price(sales):
+    """The trunk trains as without prices and the elasticity is fitted afterwards, so switching prices on can add
+    what-if answers but cannot change (or hurt) the plain forecast."""
+    cfg = small_config(max_epochs=4)
+    with_p = Forecaster.fit(sales, cfg, granularity="W", backtest=False, device="cpu")
+    without = Forecaster.fit(sales, small_config(max_epochs=4, use_price=False), granularity="W", backtest=False,
+                             device="cpu")
+    assert with_p.config.use_price and not without.config.use_price
+    keys = [k for k in with_p.panel.keys if k != f"product:{TWO_SALES_PRODUCT}"]
+    np.testing.assert_array_equal(with_p.predict_keys(keys), without.predict_keys(keys))
+    fit = with_p.metrics["fit"]["final"]
+    assert fit["val_loss"] == without.metrics["fit"]["final"]["val_loss"]
+    assert np.isfinite(fit["val_loss_prices_charged"])

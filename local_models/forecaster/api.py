@@ -273,12 +273,15 @@ class Forecaster:
                                c.quantiles)
         return np.clip(pred * w.scale[:, None, None], 0.0, None), elasticity.cpu().numpy()
 
-    def predict_keys(self, keys: list[str], horizon: int | None = None) -> np.ndarray:
+    def predict_keys(self, keys: list[str], horizon: int | None = None,
+                     price_change: np.ndarray | None = None) -> np.ndarray:
         """Network quantiles for many series at once, from the end of the history (no fallbacks).
 
         Args:
             keys: Panel keys ("product:<id>", "category:<name>", "shop"); each must have sold at least once.
             horizon: Periods ahead, at most `config.horizon`.
+            price_change: Optional (len(keys), horizon) planned price changes relative to the current price
+                (-0.2 = 20% cheaper; 0 for series without a plan); needs a model fitted with prices.
 
         Returns:
             (len(keys), horizon, Q) quantiles in original units.
@@ -286,7 +289,13 @@ class Forecaster:
         horizon = self._check_horizon(horizon)
         T = len(self.panel.periods)
         rows = np.array([self.panel.index[k] for k in keys])
-        return self._predict_rows(self.panel, rows, T, self._calendar(T))[:, :horizon]
+        q, elasticity = self._network(self.panel, rows, T, self._calendar(T))
+        q = q[:, :horizon]
+        if price_change is None:
+            return q
+        if not self.config.use_price:
+            raise ValueError("this model was trained without prices")
+        return q * demand_factor(elasticity[:, None], np.asarray(price_change, dtype=np.float64))[..., None]
 
     def _check_horizon(self, horizon: int | None) -> int:
         horizon = horizon or self.config.horizon
@@ -394,19 +403,16 @@ class Forecaster:
 
     def _price_scenario(self, q: np.ndarray, elasticity: float, change: np.ndarray) -> tuple[np.ndarray, dict]:
         """Quantiles under a planned price change and the scenario's evidence (see the module docstring)."""
-        from local_models.forecaster.data import PRICE_CLIP
-
-        rel = np.clip(np.log1p(change), -PRICE_CLIP, PRICE_CLIP)
-        factor = np.exp(-elasticity * rel)  # (H,)
+        factor = demand_factor(elasticity, change)  # (H,)
         med = list(self.config.quantiles).index(0.5)
         fit = self.metrics.get("fit", {}).get("final", {})
-        held, known = fit.get("val_loss_price_held"), fit.get("val_loss")
+        held, known = fit.get("val_loss"), fit.get("val_loss_prices_charged")
         word = _PERIOD_WORD[self.granularity]
-        if held and known:
-            how = (f"on the {self.config.val_periods} validation {word} before training ended, the forecasts given "
-                   f"the prices actually charged had a loss of {known:.3f} vs {held:.3f} with prices held at their "
-                   f"last level ({(known / held - 1) * 100:+.1f}%; {fit.get('val_windows_price_changed', 0)} of "
-                   f"{fit.get('n_val_windows', 0)} validation series saw a price change)")
+        if held and known and known == known:
+            how = (f"validated on the {self.config.val_periods} {word} before training ended: given the price level "
+                   f"actually charged there, the forecasts' loss was {known:.3f} vs {held:.3f} with prices held "
+                   f"({(known / held - 1) * 100:+.1f}%; {fit.get('val_windows_price_changed', 0)} of "
+                   f"{fit.get('n_val_windows', 0)} products saw a price change)")
         else:
             how = "no validation of the price response was stored with this model"
         scenario = {
@@ -576,6 +582,13 @@ class Forecaster:
                           pd.DatetimeIndex(pd.to_datetime(h["periods"])), ids["granularity"], ids["value"], price)
         id_maps = {"series": dict(ids["series"]), "category_of": dict(ids.get("category_of", {}))}
         return cls(config, panel, model, id_maps, ckpt["metrics"], ckpt["trained_at"], device)
+
+
+def demand_factor(elasticity: np.ndarray | float, change: np.ndarray) -> np.ndarray:
+    """(1 + change)^-elasticity, the relative price clipped as in training (model.price_factor in NumPy)."""
+    from local_models.forecaster.data import PRICE_CLIP
+
+    return np.exp(-np.asarray(elasticity) * np.clip(np.log1p(change), -PRICE_CLIP, PRICE_CLIP))
 
 
 def _calendar(periods: pd.DatetimeIndex, config: Config, granularity: str) -> np.ndarray:

@@ -8,12 +8,11 @@ once into Q quantiles, trained with the pinball loss.
 
 Price (`Config.use_price`). Prices enter only through a demand curve: every quantile is multiplied by
 exp(-e · Δlog price), Δlog price being the target period's price relative to the current one, and the elasticity
-e ≥ 0 is predicted per window from the encoded sales history and the price history. A planned price cut can
-therefore never lower a forecast and a rise never raise it (the law of demand is built in, not hoped for), the price
-held at its current level changes nothing (Δ = 0), and how strongly a product reacts is learned from the periods in
-which prices changed. The quantiles at the current price do not read prices at all: fed to the trunk as well, the
-price history made the shop's validation forecast worse (MASE 1.41 vs 1.24 without prices, 8 seeds) for no gain on
-products (benchmarks/results/forecaster.md).
+e ≥ 0 is predicted per window from the trunk's features and the price history. A planned price cut can therefore
+never lower a forecast and a rise never raise it (the law of demand is built in, not hoped for), and the price held
+at its current level changes nothing (Δ = 0). The trunk is trained first exactly as without prices; the elasticity
+head is then fitted on the frozen trunk (train.fit_elasticity), so switching prices on cannot change a forecast made
+at the current price, only add the answer to "what if the price changed?".
 """
 
 from __future__ import annotations
@@ -87,11 +86,15 @@ class QuantileForecaster(nn.Module):
         # which makes early training stable on short data.
         self.skip = nn.Linear(L, H)
         if c.use_price:
-            # e = softplus(ELASTICITY_GAIN * (w·h + b)): starts at 0.05 (almost no effect) and, through the gain, can
-            # move within the few hundred optimiser steps of a fit; plain Adam steps would leave it near its start.
+            # e = softplus(ELASTICITY_GAIN * (w·[h, price] + b)): starts at 0.05 (almost no effect) and, through the
+            # gain, can move within the few hundred steps of train.fit_elasticity; plain Adam steps would barely move it.
             self.elasticity_head = nn.Linear(c.hidden + L, 1)
             nn.init.zeros_(self.elasticity_head.weight)
             nn.init.constant_(self.elasticity_head.bias, ELASTICITY_INIT / ELASTICITY_GAIN)
+
+    def trunk_parameters(self) -> list[nn.Parameter]:
+        """Every parameter except the elasticity head's: what the first training stage optimises."""
+        return [p for n, p in self.named_parameters() if not n.startswith("elasticity_head.")]
 
     def forward(
         self,
@@ -143,6 +146,19 @@ class QuantileForecaster(nn.Module):
         Returns:
             (quantiles (B, H, Q) monotone in Q, elasticity (B,) ≥ 0; zeros when the model ignores prices).
         """
+        out, h = self.encode(hist, hist_mask, shop, static, cal, series)
+        return out, self.elasticity(h, price)
+
+    def encode(
+        self,
+        hist: torch.Tensor,
+        hist_mask: torch.Tensor,
+        shop: torch.Tensor,
+        static: torch.Tensor,
+        cal: torch.Tensor,
+        series: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The price-free part: (quantiles at the current price (B, H, Q), trunk features (B, hidden))."""
         c = self.config
         B = hist.shape[0]
         seq = [hist, hist_mask] + ([shop] if c.use_shop_context else [])
@@ -170,12 +186,14 @@ class QuantileForecaster(nn.Module):
         for i in range(self.median_idx + 1, len(c.quantiles)):
             above.append(above[-1] + gaps[..., i])
         out = torch.stack(below[::-1] + above[1:], dim=-1)  # (B, H, Q)
-        if c.use_price:
-            e_in = torch.cat([h, price], dim=1)  # (B, hidden + L)
-            elasticity = F.softplus(ELASTICITY_GAIN * self.elasticity_head(e_in).squeeze(-1))  # (B,)
-        else:
-            elasticity = torch.zeros(B, device=hist.device)
-        return out, elasticity
+        return out, h
+
+    def elasticity(self, h: torch.Tensor, price: torch.Tensor) -> torch.Tensor:
+        """(B,) elasticity ≥ 0 from trunk features (B, hidden) and the price history (B, L); zeros without prices."""
+        if not self.config.use_price:
+            return torch.zeros(h.shape[0], device=h.device)
+        e_in = torch.cat([h, price], dim=1)  # (B, hidden + L)
+        return F.softplus(ELASTICITY_GAIN * self.elasticity_head(e_in).squeeze(-1))
 
 
 def price_factor(elasticity: torch.Tensor, fprice: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from local_models.forecaster._util import seed_everything
 from local_models.forecaster.data import N_STATIC, Panel, Windows, first_nonzero, make_windows, training_pairs
 from local_models.forecaster.evaluate import mase_scale, season_for
 from local_models.forecaster.config import Config
-from local_models.forecaster.model import QuantileForecaster, pinball_loss
+from local_models.forecaster.model import QuantileForecaster, pinball_loss, price_factor
 
 _FIELDS = ("hist", "hist_mask", "shop", "static", "cal", "price", "fprice", "y", "y_mask")
 _INPUTS = tuple(k for k in _FIELDS if k not in ("y", "y_mask")) + ("series",)
@@ -30,9 +30,10 @@ _INPUTS = tuple(k for k in _FIELDS if k not in ("y", "y_mask")) + ("series",)
 class FitInfo:
     """What one `fit_at_cutoff` run did, kept in the checkpoint's metrics.
 
-    `val_loss` is the best validation loss with the target periods' prices as charged; `val_loss_price_held` is the
-    same model's with every target period at the last price before the validation window (how forecasts are made
-    when no price is planned). Their gap is how much the learned price response helped on validation.
+    `val_loss` is the best validation loss at the current price (the trunk's early-stopping criterion, the same
+    with or without prices); `val_loss_prices_charged` is the loss once the fitted elasticity is applied to the
+    validation weeks' actual price level. Their gap is how much the price response helped on validation (NaN
+    without prices).
     """
 
     cutoff: int
@@ -45,8 +46,9 @@ class FitInfo:
     epochs_run: int
     seconds: float
     history: list[float] = field(default_factory=list)
-    val_loss_price_held: float = float("nan")
+    val_loss_prices_charged: float = float("nan")
     val_windows_price_changed: int = 0
+    elasticity_steps: int = 0
 
 
 def _tensors(w: Windows, emb_ids: np.ndarray, device: str) -> dict[str, torch.Tensor]:
@@ -87,7 +89,7 @@ def _run_epoch(model, opt, data: _Packed, batch_size: int, gen: torch.Generator,
         _, loss = model(**batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(opt.param_groups[0]["params"], 1.0)
         opt.step()
         if sched is not None:
             sched.step()
@@ -111,7 +113,11 @@ def _predict_normalised(model, data: dict[str, torch.Tensor], batch_size: int = 
 def _new_model(config: Config, n_cal: int, n_series: int, device: str) -> tuple[QuantileForecaster, torch.optim.Optimizer]:
     model = QuantileForecaster(config, n_static=N_STATIC, n_calendar=n_cal, n_series=n_series).to(device)
     # The fused kernel updates every parameter in one call instead of a Python loop over tensors (CPU and CUDA).
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    # Only the trunk: the elasticity head is fitted afterwards (`fit_elasticity`), and leaving it out of the
+    # optimiser and the gradient clipping keeps the trunk bit-identical to a model without prices.
+    if config.use_price:
+        model.elasticity_head.requires_grad_(False)
+    opt = torch.optim.AdamW(model.trunk_parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     return model, opt
 
 
@@ -203,7 +209,9 @@ def fit_at_cutoff(
         w = make_windows(train_panel, s, o, c.lookback, c.horizon, target_end, cal)
         return _tensors(w, emb_of_train[s], device)
 
-    train = _Packed(train_windows(val_start))
+    train_data = train_windows(val_start)
+    # The trunk learns forecasts at the current price, exactly as without prices; the elasticity comes after.
+    train = _Packed(train_data | {"fprice": torch.zeros_like(train_data["fprice"])})
     val_w, val = windows(val_start, max(val_start, cutoff - c.horizon), cutoff, 1)
     # Validation loss in comparable units: each window's pinball (in its own scale) times scale / MASE scale, so
     # configurations with different lookbacks or scalings can be compared on the same number.
@@ -225,7 +233,7 @@ def fit_at_cutoff(
     best, best_epoch, best_state, history, bad = float("inf"), 0, None, [], 0
     for epoch in range(1, c.max_epochs + 1):
         _run_epoch(model, opt, train, c.batch_size, gen, sched)
-        val_loss, _ = val_loss_of(model)
+        val_loss, _ = val_loss_of(model, hold_price=True)
         history.append(val_loss)
         if log:
             log(f"epoch {epoch}: val pinball {val_loss:.4f}")
@@ -239,13 +247,16 @@ def fit_at_cutoff(
     if best_epoch != epochs_run:
         model.load_state_dict(best_state)
     # The interval is calibrated as forecasts are made when no price is planned: at the current price.
-    held, pred = val_loss_of(model, hold_price=True)
-    pred = pred.cpu().numpy()
+    pred = _predict_normalised(model, val, hold_price=True).cpu().numpy()
     q, raw_cov = conformal_quantile(pred, val_w.y, val_w.y_mask, c) if c.conformal else (0.0, float("nan"))
+    charged, steps = float("nan"), 0
+    if c.use_price:
+        charged, steps = fit_elasticity(model, train_data, lambda: val_loss_of(model)[0], c)
 
     n_train = train.n
     if c.refit:
-        full = _Packed(train_windows(cutoff))
+        full_data = train_windows(cutoff)
+        full = _Packed(full_data | {"fprice": torch.zeros_like(full_data["fprice"])})
         n_train = full.n
         seed_everything(c.seed)
         gen = torch.Generator().manual_seed(c.seed)
@@ -253,10 +264,66 @@ def fit_at_cutoff(
         sched = _schedule(opt, c, full.n)
         for _ in range(best_epoch):
             _run_epoch(model, opt, full, c.batch_size, gen, sched)
+        if c.use_price:
+            fit_elasticity(model, full_data, None, c, steps=steps)
     model.eval()
     info = FitInfo(cutoff, best_epoch, best, q, raw_cov, n_train, len(val_w), epochs_run,
-                   time.perf_counter() - t0, history, held, int((np.abs(val_w.fprice) > 0).any(1).sum()))
+                   time.perf_counter() - t0, history, charged, int((np.abs(val_w.fprice) > 0).any(1).sum()), steps)
     return model, info
+
+
+def fit_elasticity(model: QuantileForecaster, data: dict[str, torch.Tensor], val_loss, c: Config,
+                   steps: int | None = None, max_steps: int = 400, every: int = 5, patience: int = 6
+                   ) -> tuple[float, int]:
+    """Fits the elasticity head on the frozen trunk, full-batch, on the training windows whose prices changed.
+
+    Only windows with a price change carry information about the elasticity (elsewhere the demand multiplier is 1),
+    so only they are used; the trunk's outputs for them are computed once.
+
+    Args:
+        model: A trained model with `use_price`; only its elasticity head changes.
+        data: Training tensors from `_tensors`, with the target periods' real prices in "fprice".
+        val_loss: Callable returning the validation loss with the prices charged; early stopping checks it every
+            `every` steps and keeps the best head. None to run exactly `steps` steps (refit).
+        c: Config (for the seed and weight decay).
+        steps: Steps to run when `val_loss` is None.
+        max_steps: Upper bound on steps with early stopping.
+        every: Steps between validation checks.
+        patience: Checks without improvement before stopping.
+
+    Returns:
+        (best validation loss or NaN, steps of the kept head).
+    """
+    head = model.elasticity_head
+    keep = (data["fprice"].abs().sum(1) > 0) & (data["y_mask"].sum(1) > 0)
+    model.eval()
+    with torch.no_grad():
+        base, h = model.encode(**{k: data[k][keep] for k in ("hist", "hist_mask", "shop", "static", "cal", "series")})
+    price, fprice, y, y_mask = (data[k][keep] for k in ("price", "fprice", "y", "y_mask"))
+    if val_loss is None and not steps:
+        return float("nan"), 0
+    head.requires_grad_(True)
+    opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=c.weight_decay)
+    best, best_step, best_state, bad = (val_loss() if val_loss else float("nan")), 0, copy.deepcopy(head.state_dict()), 0
+    n_steps = max_steps if val_loss else steps
+    for step in range(1, n_steps + 1):
+        factor = price_factor(model.elasticity(h, price), fprice).unsqueeze(-1)  # (N, H, 1)
+        loss = pinball_loss(base * factor, y, y_mask, model.q)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if val_loss is not None and step % every == 0:
+            v = val_loss()
+            if v < best - 1e-6:
+                best, best_step, best_state, bad = v, step, copy.deepcopy(head.state_dict()), 0
+            else:
+                bad += 1
+                if bad >= patience:
+                    break
+    if val_loss is not None:
+        head.load_state_dict(best_state)
+        return best, best_step
+    return float("nan"), n_steps
 
 
 def _schedule(opt: torch.optim.Optimizer, c: Config, n_windows: int):
