@@ -282,11 +282,16 @@ def price_level(price: np.ndarray, k: int = PRICE_SMOOTHING) -> np.ndarray:
     """
     logp = np.log(np.where(price > 0, price, np.nan))
     S, T = logp.shape
-    r, t = np.nonzero(np.isfinite(logp))
+    r, t = np.nonzero(np.isfinite(logp))  # observations, row by row in time order
     level = np.full((S, T), np.nan)
     if r.size:
-        obs = pd.Series(logp[r, t])
-        level[r, t] = obs.groupby(r).rolling(k, min_periods=1).median().to_numpy()
+        obs = logp[r, t]
+        lags = np.full((r.size, k), np.nan)  # (n, k): each observation and the k - 1 before it in the same row
+        for j in range(k):
+            same = np.zeros(r.size, dtype=bool)
+            same[j:] = r[j:] == r[: r.size - j]
+            lags[j:, j] = np.where(same[j:], obs[: obs.size - j], np.nan)
+        level[r, t] = np.nanmedian(lags, axis=1)
     idx = np.where(np.isfinite(level), np.arange(T)[None, :], 0)
     np.maximum.accumulate(idx, axis=1, out=idx)
     return np.take_along_axis(level, idx, axis=1)

@@ -251,7 +251,7 @@ def fit_at_cutoff(
     q, raw_cov = conformal_quantile(pred, val_w.y, val_w.y_mask, c) if c.conformal else (0.0, float("nan"))
     charged, steps = float("nan"), 0
     if c.use_price:
-        charged, steps = fit_elasticity(model, train_data, lambda: val_loss_of(model)[0], c)
+        charged, steps = fit_elasticity(model, train_data, val, c, val_norm=norm)
 
     n_train = train.n
     if c.refit:
@@ -272,47 +272,62 @@ def fit_at_cutoff(
     return model, info
 
 
-def fit_elasticity(model: QuantileForecaster, data: dict[str, torch.Tensor], val_loss, c: Config,
-                   steps: int | None = None, max_steps: int = 400, every: int = 5, patience: int = 6
-                   ) -> tuple[float, int]:
+def fit_elasticity(model: QuantileForecaster, data: dict[str, torch.Tensor], val: dict[str, torch.Tensor] | None,
+                   c: Config, val_norm: float = 1.0, steps: int = 0, max_steps: int = 400, every: int = 2,
+                   patience: int = 10) -> tuple[float, int]:
     """Fits the elasticity head on the frozen trunk, full-batch, on the training windows whose prices changed.
 
     Only windows with a price change carry information about the elasticity (elsewhere the demand multiplier is 1),
-    so only they are used; the trunk's outputs for them are computed once.
+    so only they are used; the trunk's outputs for them and for the validation windows are computed once.
 
     Args:
         model: A trained model with `use_price`; only its elasticity head changes.
         data: Training tensors from `_tensors`, with the target periods' real prices in "fprice".
-        val_loss: Callable returning the validation loss with the prices charged; early stopping checks it every
-            `every` steps and keeps the best head. None to run exactly `steps` steps (refit).
-        c: Config (for the seed and weight decay).
-        steps: Steps to run when `val_loss` is None.
+        val: Validation tensors (real prices, weighted y_mask); early stopping checks the loss every `every` steps
+            and keeps the best head. None to run exactly `steps` steps (refit).
+        c: Config (for the weight decay).
+        val_norm: Factor turning the weighted validation loss into the reported units (see `fit_at_cutoff`).
+        steps: Steps to run when `val` is None.
         max_steps: Upper bound on steps with early stopping.
         every: Steps between validation checks.
         patience: Checks without improvement before stopping.
 
     Returns:
-        (best validation loss or NaN, steps of the kept head).
+        (best validation loss given the prices charged, or NaN without `val`; steps of the kept head).
     """
     head = model.elasticity_head
-    keep = (data["fprice"].abs().sum(1) > 0) & (data["y_mask"].sum(1) > 0)
     model.eval()
-    with torch.no_grad():
-        base, h = model.encode(**{k: data[k][keep] for k in ("hist", "hist_mask", "shop", "static", "cal", "series")})
-    price, fprice, y, y_mask = (data[k][keep] for k in ("price", "fprice", "y", "y_mask"))
-    if val_loss is None and not steps:
+
+    def frozen(d: dict[str, torch.Tensor], keep: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        with torch.no_grad():
+            base, h = model.encode(**{k: d[k][keep] for k in ("hist", "hist_mask", "shop", "static", "cal", "series")})
+        return (base, h) + tuple(d[k][keep] for k in ("price", "fprice", "y", "y_mask"))
+
+    def loss_of(t: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        base, h, price, fprice, y, y_mask = t
+        return pinball_loss(base * price_factor(model.elasticity(h, price), fprice).unsqueeze(-1), y, y_mask, model.q)
+
+    n_steps = max_steps if val is not None else steps
+    if n_steps <= 0:
         return float("nan"), 0
+    train = frozen(data, (data["fprice"].abs().sum(1) > 0) & (data["y_mask"].sum(1) > 0))
+    check = None
+    if val is not None:
+        check = frozen(val, torch.ones(val["hist"].shape[0], dtype=torch.bool, device=val["hist"].device))
+
+        def val_loss() -> float:
+            with torch.no_grad():
+                return loss_of(check).item() * val_norm
+
     head.requires_grad_(True)
     opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=c.weight_decay)
-    best, best_step, best_state, bad = (val_loss() if val_loss else float("nan")), 0, copy.deepcopy(head.state_dict()), 0
-    n_steps = max_steps if val_loss else steps
+    best, best_step, best_state, bad = (val_loss() if check else float("nan")), 0, copy.deepcopy(head.state_dict()), 0
     for step in range(1, n_steps + 1):
-        factor = price_factor(model.elasticity(h, price), fprice).unsqueeze(-1)  # (N, H, 1)
-        loss = pinball_loss(base * factor, y, y_mask, model.q)
+        loss = loss_of(train)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if val_loss is not None and step % every == 0:
+        if check is not None and step % every == 0:
             v = val_loss()
             if v < best - 1e-6:
                 best, best_step, best_state, bad = v, step, copy.deepcopy(head.state_dict()), 0
@@ -320,10 +335,10 @@ def fit_elasticity(model: QuantileForecaster, data: dict[str, torch.Tensor], val
                 bad += 1
                 if bad >= patience:
                     break
-    if val_loss is not None:
-        head.load_state_dict(best_state)
-        return best, best_step
-    return float("nan"), n_steps
+    if check is None:
+        return float("nan"), n_steps
+    head.load_state_dict(best_state)
+    return best, best_step
 
 
 def _schedule(opt: torch.optim.Optimizer, c: Config, n_windows: int):
