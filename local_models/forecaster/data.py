@@ -8,8 +8,8 @@ same way; the shop tool will pass the DuckDB `orders` table aggregated to the sa
 Prices. A product's price in a period is the median over its selling days of the day's median order-line unit
 price. The median line price is used rather than revenue / units because in wholesale data the average price per
 unit falls whenever one big order at a bulk price lands, so it moves with the quantity it is meant to explain; the
-median line price changed in 21% of the demo's product-weeks, the average in 88%. Periods without a sale have no
-price and carry the last one forward.
+median line price changed in 21% of the demo's product-weeks (500 best sellers), the average in 88%. Periods without
+a sale have no price and carry the last one forward (`price_level`).
 
 Periods. Daily periods are calendar days (days the shop was closed are real zeros, so a weekly season of 7 is
 meaningful). Weekly periods run Monday to Sunday and are labelled by their Monday. A period only partly covered by

@@ -126,8 +126,10 @@ class QuantileForecaster(nn.Module):
         Returns:
             (quantiles (B, H, Q) monotone in Q, loss or None).
         """
-        base, elasticity = self.base_quantiles(hist, hist_mask, shop, static, cal, price, series)
-        out = base * price_factor(elasticity, fprice).unsqueeze(-1)  # (B, H, Q)
+        out, h = self.encode(hist, hist_mask, shop, static, cal, series)
+        # With every target at the current price the multiplier is exactly 1: skip it (the trunk's training stage).
+        if self.config.use_price and bool(fprice.any()):
+            out = out * price_factor(self.elasticity(h, price), fprice).unsqueeze(-1)  # (B, H, Q)
         loss = None if y is None else pinball_loss(out, y, y_mask, self.q)
         return out, loss
 

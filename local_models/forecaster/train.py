@@ -274,7 +274,7 @@ def fit_at_cutoff(
 
 def fit_elasticity(model: QuantileForecaster, data: dict[str, torch.Tensor], val: dict[str, torch.Tensor] | None,
                    c: Config, val_norm: float = 1.0, steps: int = 0, max_steps: int = 400, every: int = 2,
-                   patience: int = 10) -> tuple[float, int]:
+                   patience: int = 10, max_windows: int = 4096) -> tuple[float, int]:
     """Fits the elasticity head on the frozen trunk, full-batch, on the training windows whose prices changed.
 
     Only windows with a price change carry information about the elasticity (elsewhere the demand multiplier is 1),
@@ -291,6 +291,8 @@ def fit_elasticity(model: QuantileForecaster, data: dict[str, torch.Tensor], val
         max_steps: Upper bound on steps with early stopping.
         every: Steps between validation checks.
         patience: Checks without improvement before stopping.
+        max_windows: At most this many training windows (a seeded sample): plenty for a head of hidden + L
+            weights, and it keeps the step cost of the daily model (tens of thousands of windows) small.
 
     Returns:
         (best validation loss given the prices charged, or NaN without `val`; steps of the kept head).
@@ -310,7 +312,11 @@ def fit_elasticity(model: QuantileForecaster, data: dict[str, torch.Tensor], val
     n_steps = max_steps if val is not None else steps
     if n_steps <= 0:
         return float("nan"), 0
-    train = frozen(data, (data["fprice"].abs().sum(1) > 0) & (data["y_mask"].sum(1) > 0))
+    keep = torch.nonzero((data["fprice"].abs().sum(1) > 0) & (data["y_mask"].sum(1) > 0)).squeeze(1)
+    if keep.numel() > max_windows:
+        pick = torch.randperm(keep.numel(), generator=torch.Generator().manual_seed(c.seed))[:max_windows]
+        keep = keep[pick.to(keep.device).sort().values]
+    train = frozen(data, keep)
     check = None
     if val is not None:
         check = frozen(val, torch.ones(val["hist"].shape[0], dtype=torch.bool, device=val["hist"].device))
