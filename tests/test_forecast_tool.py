@@ -71,3 +71,13 @@ def test_errors_say_what_to_do(forecast_shop, small_shop):
         SPEC.run(small_shop, target="shop")
     with pytest.raises(ToolInputError, match="charge, not a product"):
         SPEC.run(small_shop, target="POST")
+
+
+def test_price_change_scenario_for_a_product(forecast_shop):
+    base = SPEC.run(forecast_shop, target="22720", horizon=4)
+    cut = SPEC.run(forecast_shop, target="22720", horizon=4, price_change=-0.2)
+    assert cut.data["price_scenario"]["price_change"] == [-0.2] * 4
+    assert all(c >= b for c, b in zip(cut.data["quantiles"]["p50"], base.data["quantiles"]["p50"]))
+    assert "model's estimate" in cut.summary and "validated on" in cut.summary and "-20%" in cut.summary
+    with pytest.raises(ToolInputError, match="one product"):
+        SPEC.run(forecast_shop, target="shop", price_change=-0.2)

@@ -149,3 +149,108 @@ def test_daily_granularity(sales):
     fc = Forecaster.fit(sales, cfg, granularity="D", backtest=False, device="cpu")
     res = fc.forecast("shop", 7)
     assert len(res.periods) == 7 and res.granularity == "D"
+
+
+# ---------------------------------------------------------------- prices
+
+
+def test_fixture_prices_feed_the_model(fitted):
+    """The slice carries revenue, so each product has a price per week and the default model uses it."""
+    assert fitted.config.use_price
+    rows = [i for i, k in enumerate(fitted.panel.keys) if k.startswith("product:")]
+    assert np.isfinite(fitted.panel.price[rows]).any(axis=1).all()
+    assert np.isnan(fitted.panel.price[fitted.panel.index["shop"]]).all()  # aggregates have no price
+
+
+def test_price_level_is_causal_and_ignores_one_period_blips():
+    from local_models.forecaster.data import price_level
+
+    price = np.array([[np.nan, 2, 2, 1, 2, 2, np.nan, 3, 3, 3]], dtype=np.float64)
+    level = np.exp(price_level(price))[0]
+    assert np.isnan(level[0])
+    np.testing.assert_allclose(level[1:], [2, 2, 2, 2, 2, 2, 2, 3, 3])  # the blip to 1 is ignored, the move to 3 kept
+    for end in range(1, price.shape[1] + 1):
+        np.testing.assert_array_equal(price_level(price[:, :end]), price_level(price)[:, :end])
+
+
+def test_window_prices_are_relative_to_the_current_level(sales):
+    from local_models.forecaster.data import make_windows
+
+    panel = build_panel(sales, "W")
+    row = panel.index["product:22720"]
+    T = len(panel.periods)
+    cal = np.zeros((T + 8, 0), np.float32)
+    w = make_windows(panel, np.array([row]), np.array([T]), 16, 8, T, cal)
+    assert np.all(w.fprice == 0)  # beyond the data the current price holds
+    lvl = panel.log_price_level()[row]
+    np.testing.assert_allclose(w.price[0], np.where(w.hist_mask[0] > 0, lvl[T - 16 :] - lvl[T - 1], 0), atol=1e-6)
+
+
+def _network_products(fc):
+    return [k for k in fc.panel.keys if k.startswith("product:") and k != f"product:{TWO_SALES_PRODUCT}"]
+
+
+def test_discount_never_lowers_and_rise_never_raises_the_forecast(fitted):
+    """Guaranteed by construction (elasticity >= 0), so it must hold for every product, whatever its history."""
+    for key in _network_products(fitted):
+        base = fitted.forecast(key, 8).quantiles
+        cut = fitted.forecast(key, 8, price=-0.2)
+        rise = fitted.forecast(key, 8, price=0.2).quantiles
+        for name in ("p10", "p50", "p90"):
+            assert all(c >= b for c, b in zip(cut.quantiles[name], base[name])), (key, name)
+            assert all(r <= b for r, b in zip(rise[name], base[name])), (key, name)
+        assert cut.price_scenario["elasticity"] >= 0
+        assert cut.price_scenario["p50_at_current_price"] == base["p50"]
+        assert "model's estimate" in cut.price_scenario["text"] and "validated on" in cut.price_scenario["text"]
+
+
+def test_no_price_change_is_the_plain_forecast(fitted):
+    key = _network_products(fitted)[0]
+    plain = fitted.forecast(key, 4).to_dict()
+    assert plain["price_scenario"] is None
+    assert fitted.forecast(key, 4, price=0.0).to_dict() == plain
+    assert fitted.forecast(key, 4, price=[0.0] * 4).to_dict() == plain
+
+
+def test_price_scenario_is_deterministic_and_survives_save_load(sales, fitted, tmp_path):
+    cfg = small_config(max_epochs=4)
+    a = Forecaster.fit(sales, cfg, granularity="W", backtest=False, device="cpu")
+    b = Forecaster.fit(sales, cfg, granularity="W", backtest=False, device="cpu")
+    key = _network_products(a)[0]
+    assert a.forecast(key, 8, price=-0.3).to_dict() == b.forecast(key, 8, price=-0.3).to_dict()
+    fitted.save(tmp_path / "fc")
+    loaded = Forecaster.load(tmp_path / "fc", device="cpu")
+    np.testing.assert_allclose(loaded.panel.price, fitted.panel.price)
+    got, want = loaded.forecast(key, 8, price=-0.3), fitted.forecast(key, 8, price=-0.3)
+    np.testing.assert_allclose(got.quantiles["p50"], want.quantiles["p50"], rtol=1e-5, atol=1e-3)
+    assert got.price_scenario["elasticity"] == pytest.approx(want.price_scenario["elasticity"], abs=1e-4)
+
+
+def test_price_change_errors(sales, fitted):
+    with pytest.raises(ValueError, match="one product"):
+        fitted.forecast("shop", 4, price=-0.2)
+    with pytest.raises(ValueError, match="too few selling"):
+        fitted.forecast(TWO_SALES_PRODUCT, 4, price=-0.2)
+    with pytest.raises(ValueError, match="between -0.9"):
+        fitted.forecast(_network_products(fitted)[0], 4, price=-1.0)
+    no_prices = sales.drop(columns=["revenue", "price"])
+    fc = Forecaster.fit(no_prices, small_config(max_epochs=2, patience=2), granularity="W", backtest=False,
+                        device="cpu")
+    assert not fc.config.use_price and fc.panel.price is None
+    with pytest.raises(ValueError, match="trained without prices"):
+        fc.forecast(_network_products(fc)[0], 4, price=-0.2)
+
+
+def test_prices_do_not_change_the_forecast_at_the_current_price(sales):
+    """The trunk trains as without prices and the elasticity is fitted afterwards, so switching prices on can add
+    what-if answers but cannot change (or hurt) the plain forecast."""
+    cfg = small_config(max_epochs=4)
+    with_p = Forecaster.fit(sales, cfg, granularity="W", backtest=False, device="cpu")
+    without = Forecaster.fit(sales, small_config(max_epochs=4, use_price=False), granularity="W", backtest=False,
+                             device="cpu")
+    assert with_p.config.use_price and not without.config.use_price
+    keys = [k for k in with_p.panel.keys if k != f"product:{TWO_SALES_PRODUCT}"]
+    np.testing.assert_array_equal(with_p.predict_keys(keys), without.predict_keys(keys))
+    fit = with_p.metrics["fit"]["final"]
+    assert fit["val_loss"] == without.metrics["fit"]["final"]["val_loss"]
+    assert np.isfinite(fit["val_loss_prices_charged"])

@@ -1,5 +1,6 @@
 """Tool ``forecast_sales``: P10/P50/P90 unit forecasts for a product, a category or the whole shop, with the
-model's backtest against naive baselines as evidence and what the forecast lacked."""
+model's backtest against naive baselines as evidence and what the forecast lacked; for a product, optionally under a
+planned price change ("what if we discount this by 20%?")."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ class ForecastSalesArgs(BaseModel):
     target: str = Field("shop", description="'shop', a product id such as '85123A', or 'category:<name>'.")
     horizon: int = Field(4, ge=1, le=28, description="Periods ahead: up to 8 weeks or 28 days.")
     granularity: Literal["week", "day"] = Field("week", description="Forecast per week or per day.")
+    price_change: float | None = Field(
+        None, ge=-0.9, le=3.0,
+        description="Products only: a planned price change over the whole horizon relative to the current price, "
+                    "e.g. -0.2 for a 20% discount or 0.1 for a 10% rise. The effect is the model's estimate from the "
+                    "shop's past price changes, not a measurement. Omit to forecast at the current price.")
 
 
 def load_forecaster(shop: Shop, granularity: str = "week") -> Any:
@@ -66,23 +72,30 @@ def _pct(x: float | None) -> str:
 
 def forecast_sales(shop: Shop, args: ForecastSalesArgs) -> ToolResult:
     """Use for questions about future sales or demand: a P10-P90 range of units per week or day for a product, a
-    category or the whole shop, with the model's backtest accuracy vs a naive forecast."""
+    category or the whole shop, with the model's backtest accuracy vs a naive forecast; with `price_change`, the
+    forecast for a product if its price changed (e.g. a planned discount)."""
     key, label = _resolve_target(shop, args.target)
     model = load_forecaster(shop, args.granularity)
     limit = model.config.horizon
     if args.horizon > limit:
         raise ToolInputError(f"The {args.granularity}ly model forecasts at most {limit} {args.granularity}s ahead.")
     try:
-        result = model.forecast(key, args.horizon).to_dict()
+        result = model.forecast(key, args.horizon, price=args.price_change).to_dict()
     except ValueError as err:
-        raise ToolInputError(str(err)) from err
+        raise ToolInputError(f"Cannot forecast {label}: {err}.") from err
     q = result["quantiles"]
     unit = args.granularity
     per = ", ".join(f"{p}: {lo:,.0f}-{hi:,.0f} (P50 {mid:,.0f})"
                     for p, lo, mid, hi in zip(result["periods"], q["p10"], q["p50"], q["p90"]))
-    lines = [f"Forecast of units sold for {label}, per {unit}, next {args.horizon} {unit}s "
+    ps = result.get("price_scenario")
+    plan = f" if its price changes by {args.price_change * 100:+.0f}%" if ps else ""
+    lines = [f"Forecast of units sold for {label}{plan}, per {unit}, next {args.horizon} {unit}s "
              f"(P10-P90 range, P50 median): {per}.",
              f"Method: {result['method']}."]
+    if ps:
+        base = ", ".join(f"{v:,.0f}" for v in ps["p50_at_current_price"])
+        lines.append(f"At the current price the P50 would be {base}: the price change moves it by "
+                     f"{_pct(ps['p50_change'][0])}. This effect is {ps['text']}.")
     if result.get("last_period"):
         lp = result["last_period"]
         lines.append(f"Last complete {unit} ({lp['period']}) sold {lp['actual']:,.0f}; first forecast {unit} vs it: "

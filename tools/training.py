@@ -40,11 +40,13 @@ class TrainReport:
 
 
 def daily_sales(shop: Shop):
-    """Units and revenue per merchandise product and day, from sales lines (status 'ok', quantity > 0)."""
+    """Units, revenue and price (the median order-line unit price, see local_models/forecaster/data.py) per
+    merchandise product and day, from sales lines (status 'ok', quantity > 0)."""
     with shop.connect(read_only=True) as con:
         df = con.execute("""
             SELECT o.product_id, CAST(o.ordered_at AS DATE) AS date, sum(o.quantity)::DOUBLE AS units,
-                   sum(o.quantity * o.unit_price)::DOUBLE AS revenue
+                   sum(o.quantity * o.unit_price)::DOUBLE AS revenue,
+                   (median(o.unit_price) FILTER (WHERE o.unit_price > 0))::DOUBLE AS price
             FROM orders o JOIN products p USING (product_id)
             WHERE o.status = 'ok' AND o.quantity > 0 AND p.kind = 'merchandise'
             GROUP BY 1, 2 ORDER BY 1, 2""").df()

@@ -17,6 +17,12 @@ How answers are made (the result's `method` says which):
   products that launched in this shop (or category) during the history, taken at the same number of periods after
   their first sale.
 
+Price scenarios. A model fitted with prices (`Config.use_price`, the default when the sales carry them) answers
+`forecast(product, price=-0.2)`: "what if this product is sold 20% cheaper over the horizon?". The network's quantiles
+at the current price are multiplied by the demand curve exp(-e · log(1 + change)), e ≥ 0 the product's learned
+elasticity, so a discount never lowers a forecast. How far to trust e is stored with the model: the validation
+loss with the prices actually charged vs with prices held (`metrics["fit"]["final"]`), which the result quotes.
+
 Levels. Category and shop forecasts come from forecasting the aggregate series directly, not from adding product
 forecasts: a sum of product medians is not the median of the sum, and a sum of P10s is far below the P10 of the sum
 (independent errors partly cancel), so added-up intervals would be much too wide. The levels are therefore not
@@ -28,7 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +77,9 @@ class ForecastResult:
             as a fraction, with the periods compared; None when the history is shorter than a year.
         backtest: The stored backtest for this level (and this series, when it was scored), with a sentence.
         lacking: What data the forecast lacked, in words.
+        price_scenario: With a planned price change: the change per period, the model's elasticity for this
+            product, the P50 at the current price, the resulting change in P50, and how the price response was
+            validated; None otherwise.
     """
 
     target: str
@@ -84,6 +93,7 @@ class ForecastResult:
     change_vs_last_year: dict[str, Any] | None = None
     backtest: dict[str, Any] | None = None
     lacking: list[str] = field(default_factory=list)
+    price_scenario: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -174,6 +184,8 @@ class Forecaster:
         config = config or Config.for_granularity(granularity)
         device = pick_device(device)
         panel = build_panel(sales, granularity, value, category_map=category_map)
+        if config.use_price and panel.price is None:
+            config = replace(config, use_price=False)
         T = len(panel.periods)
         cutoff_bt = T - config.holdout if backtest else T
         if cutoff_bt - config.val_periods < 4:
@@ -240,27 +252,36 @@ class Forecaster:
         return _calendar(self.panel.periods[:n_periods], self.config, self.granularity)
 
     def _predict_rows(self, panel: Panel, rows: np.ndarray, origin: int, cal: np.ndarray) -> np.ndarray:
-        """(len(rows), H, Q) calibrated quantiles in original units from `origin`, for panel rows `rows`."""
+        """(len(rows), H, Q) calibrated quantiles in original units from `origin` at the current price."""
+        return self._network(panel, rows, origin, cal)[0]
+
+    def _network(self, panel: Panel, rows: np.ndarray, origin: int, cal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """((len(rows), H, Q) calibrated quantiles in original units at the current price, (len(rows),) elasticity)."""
         import torch
 
-        from local_models.forecaster.train import _predict_normalised, _tensors, apply_conformal
+        from local_models.forecaster.train import _INPUTS, _tensors, apply_conformal
 
         c = self.config
         rows = np.asarray(rows, dtype=np.int64)
         w = make_windows(panel, rows, np.full(len(rows), origin), c.lookback, c.horizon, origin, cal)
         emb = np.array([self.id_maps["series"].get(panel.keys[r], 0) for r in rows], dtype=np.int64)
-        with torch.no_grad():
-            pred = _predict_normalised(self.model, _tensors(w, emb, self.device)).cpu().numpy()
-        pred = apply_conformal(pred, getattr(self, "_conformal_q", self.metrics.get("conformal_q", 0.0)),
+        t = _tensors(w, emb, self.device)
+        self.model.eval()
+        with torch.inference_mode():
+            base, elasticity = self.model.base_quantiles(**{k: t[k] for k in _INPUTS if k != "fprice"})
+        pred = apply_conformal(base.cpu().numpy(), getattr(self, "_conformal_q", self.metrics.get("conformal_q", 0.0)),
                                c.quantiles)
-        return np.clip(pred * w.scale[:, None, None], 0.0, None)
+        return np.clip(pred * w.scale[:, None, None], 0.0, None), elasticity.cpu().numpy()
 
-    def predict_keys(self, keys: list[str], horizon: int | None = None) -> np.ndarray:
+    def predict_keys(self, keys: list[str], horizon: int | None = None,
+                     price_change: np.ndarray | None = None) -> np.ndarray:
         """Network quantiles for many series at once, from the end of the history (no fallbacks).
 
         Args:
             keys: Panel keys ("product:<id>", "category:<name>", "shop"); each must have sold at least once.
             horizon: Periods ahead, at most `config.horizon`.
+            price_change: Optional (len(keys), horizon) planned price changes relative to the current price
+                (-0.2 = 20% cheaper; 0 for series without a plan); needs a model fitted with prices.
 
         Returns:
             (len(keys), horizon, Q) quantiles in original units.
@@ -268,7 +289,13 @@ class Forecaster:
         horizon = self._check_horizon(horizon)
         T = len(self.panel.periods)
         rows = np.array([self.panel.index[k] for k in keys])
-        return self._predict_rows(self.panel, rows, T, self._calendar(T))[:, :horizon]
+        q, elasticity = self._network(self.panel, rows, T, self._calendar(T))
+        q = q[:, :horizon]
+        if price_change is None:
+            return q
+        if not self.config.use_price:
+            raise ValueError("this model was trained without prices")
+        return q * demand_factor(elasticity[:, None], np.asarray(price_change, dtype=np.float64))[..., None]
 
     def _check_horizon(self, horizon: int | None) -> int:
         horizon = horizon or self.config.horizon
@@ -277,17 +304,30 @@ class Forecaster:
                              f"(the model was trained for {self.config.horizon}); got {horizon}")
         return horizon
 
-    def forecast(self, target: str = SHOP_KEY, horizon: int | None = None) -> ForecastResult:
+    def forecast(
+        self,
+        target: str = SHOP_KEY,
+        horizon: int | None = None,
+        price: float | list[float] | None = None,
+    ) -> ForecastResult:
         """Forecasts one product, category or the whole shop from the end of the history.
 
         Args:
             target: "shop", "category:<name>", "product:<id>" or a bare product id.
             horizon: Periods ahead (1..config.horizon); config.horizon when None.
+            price: A planned price change of a product relative to its current price (-0.2 = 20% cheaper), for
+                the whole horizon or one value per period; None (or 0) keeps the current price.
 
         Returns:
             The forecast with quantiles, changes, backtest evidence, method and what it lacked.
+
+        Raises:
+            ValueError: For an unknown target or horizon, or a price change the model cannot answer (a model
+                without prices, a category or the shop, a product the network does not forecast, or a change
+                outside -90%..+300%).
         """
         horizon = self._check_horizon(horizon)
+        change = self._check_price(price, horizon)
         key = target if target == SHOP_KEY or ":" in target else f"product:{target}"
         kind = key.split(":", 1)[0]
         if kind not in ("product", "category", SHOP_KEY):
@@ -300,11 +340,24 @@ class Forecaster:
             raise ValueError(f"unknown category {target!r}; known: {known or 'none (no category map was given)'}")
         n_selling = 0 if row is None else int((panel.values[row] > 0).sum())
         lacking: list[str] = []
+        scenario = None
+        if change is not None and kind != "product":
+            raise ValueError("a price change applies to one product; forecast the product instead of "
+                             f"{'the shop' if kind == SHOP_KEY else 'a category'}")
         if row is not None and (kind != "product" or n_selling >= c.min_nonzero):
-            q = self.predict_keys([key], horizon)[0]
+            q, elasticity = self._network(panel, np.array([row]), T, self._calendar(T))
+            q = q[0, :horizon]
             method = "global_model"
             if key not in self.id_maps["series"]:
                 lacking.append("not among the series the model trained on (forecast from its own history)")
+            if change is not None:
+                q, scenario = self._price_scenario(q, float(elasticity[0]), change)
+                if panel.price is None or not np.isfinite(panel.price[row]).any():
+                    lacking.append("no prices in this product's history: its price response is the model's "
+                                   "estimate from other products")
+        elif change is not None:
+            raise ValueError(f"{key} has too few selling {_PERIOD_WORD[self.granularity]} ({n_selling}) for the "
+                             "network, so a price change cannot be estimated for it")
         elif n_selling > 0:
             q, method = self._sparse_fallback(key, row, horizon)
             lacking.append(f"only {n_selling} selling {_PERIOD_WORD[self.granularity]} (network needs "
@@ -317,7 +370,7 @@ class Forecaster:
             target=key, granularity=self.granularity, value=panel.value,
             periods=[str(p.date()) for p in periods],
             quantiles={_qname(lv): [round(float(v), 3) for v in q[:, i]] for i, lv in enumerate(c.quantiles)},
-            method=method, lacking=lacking,
+            method=method, lacking=lacking, price_scenario=scenario,
         )
         med = q[:, list(c.quantiles).index(0.5)]
         if row is not None:
@@ -329,6 +382,50 @@ class Forecaster:
             lacking.append("a year of history for these periods: no same-period-last-year comparison")
         result.backtest = self._evidence(key, kind, method)
         return result
+
+    def _check_price(self, price: float | list[float] | None, horizon: int) -> np.ndarray | None:
+        """(horizon,) planned relative price changes, or None when there is no plan (all zero counts as none)."""
+        if price is None:
+            return None
+        change = np.asarray(price, dtype=np.float64).reshape(-1)
+        if change.size == 1:
+            change = np.repeat(change, horizon)
+        if change.size != horizon:
+            raise ValueError(f"price needs one change or {horizon} (one per period), got {change.size}")
+        if not np.all(np.isfinite(change)) or change.min() < -0.9 or change.max() > 3.0:
+            raise ValueError("a price change must be between -0.9 (90% cheaper) and 3.0 (4x the price)")
+        if not change.any():
+            return None
+        if not self.config.use_price:
+            raise ValueError("this model was trained without prices (the sales had none), so it cannot estimate the "
+                             "effect of a price change")
+        return change
+
+    def _price_scenario(self, q: np.ndarray, elasticity: float, change: np.ndarray) -> tuple[np.ndarray, dict]:
+        """Quantiles under a planned price change and the scenario's evidence (see the module docstring)."""
+        factor = demand_factor(elasticity, change)  # (H,)
+        med = list(self.config.quantiles).index(0.5)
+        fit = self.metrics.get("fit", {}).get("final", {})
+        held, known = fit.get("val_loss"), fit.get("val_loss_prices_charged")
+        word = _PERIOD_WORD[self.granularity]
+        if held and known and known == known:
+            how = (f"validated on the {self.config.val_periods} {word} before training ended: given the price level "
+                   f"actually charged there, the forecasts' loss was {known:.3f} vs {held:.3f} with prices held "
+                   f"({(known / held - 1) * 100:+.1f}%; {fit.get('val_windows_price_changed', 0)} of "
+                   f"{fit.get('n_val_windows', 0)} products saw a price change)")
+        else:
+            how = "no validation of the price response was stored with this model"
+        scenario = {
+            "price_change": [round(float(x), 4) for x in change],
+            "elasticity": round(elasticity, 4),
+            "p50_at_current_price": [round(float(v), 3) for v in q[:, med]],
+            "p50_change": [round(float(f - 1), 4) for f in factor],
+            "validation": how,
+            "text": (f"the model's estimate, not a measured effect: demand scaled by (1 + price change)^-e with "
+                     f"e = {elasticity:.2f} learned from this shop's past price changes (e >= 0, so a discount never "
+                     f"lowers the forecast); {how}"),
+        }
+        return q * factor[:, None], scenario
 
     def _vs_last_year(self, row: int, med: np.ndarray) -> dict[str, Any] | None:
         """Compares the forecast with the same periods a year earlier where they exist (52 weeks or 364 days, so
@@ -445,8 +542,9 @@ class Forecaster:
         fd, tmp = tempfile.mkstemp(prefix=HISTORY_NAME + ".", suffix=".tmp", dir=directory)
         try:
             with os.fdopen(fd, "wb") as fh:
+                extra = {} if self.panel.price is None else {"price": self.panel.price}
                 np.savez_compressed(fh, keys=np.array(self.panel.keys, dtype=str), values=self.panel.values,
-                                    periods=self.panel.periods.strftime("%Y-%m-%d").to_numpy(dtype=str))
+                                    periods=self.panel.periods.strftime("%Y-%m-%d").to_numpy(dtype=str), **extra)
             os.replace(tmp, directory / HISTORY_NAME)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -479,10 +577,18 @@ class Forecaster:
         model.to(device).eval()
         with np.load(directory / HISTORY_NAME, allow_pickle=False) as h:
             values = h["values"]
+            price = h["price"] if "price" in h.files else None
             panel = Panel([str(k) for k in h["keys"]], values, first_nonzero(values),
-                          pd.DatetimeIndex(pd.to_datetime(h["periods"])), ids["granularity"], ids["value"])
+                          pd.DatetimeIndex(pd.to_datetime(h["periods"])), ids["granularity"], ids["value"], price)
         id_maps = {"series": dict(ids["series"]), "category_of": dict(ids.get("category_of", {}))}
         return cls(config, panel, model, id_maps, ckpt["metrics"], ckpt["trained_at"], device)
+
+
+def demand_factor(elasticity: np.ndarray | float, change: np.ndarray) -> np.ndarray:
+    """(1 + change)^-elasticity, the relative price clipped as in training (model.price_factor in NumPy)."""
+    from local_models.forecaster.data import PRICE_CLIP
+
+    return np.exp(-np.asarray(elasticity) * np.clip(np.log1p(change), -PRICE_CLIP, PRICE_CLIP))
 
 
 def _calendar(periods: pd.DatetimeIndex, config: Config, granularity: str) -> np.ndarray:

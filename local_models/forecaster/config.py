@@ -20,12 +20,17 @@ class Config:
         id_embedding_dim: Size of a learned per-series embedding (0 = none). Unknown/new series use row 0.
         use_calendar: Feed calendar and holiday features of the target periods.
         use_shop_context: Feed the shop's total over the lookback (shop-wide momentum).
+        use_price: Scale the forecast by a learned demand curve in the target periods' price relative to the
+            current price (see model.py), so a planned price change can be asked about. Turned off at fit time when
+            the sales carry no prices.
         lr: AdamW learning rate.
+        lr_schedule: "constant", or "cosine" (decay to 5% of `lr` over `max_epochs`, stepped per batch).
         weight_decay: AdamW weight decay.
         batch_size: Windows per optimisation step.
         max_epochs: Upper bound on passes over the training windows.
         patience: Epochs without validation improvement before stopping.
-        window_stride: Periods between consecutive training origins of one series (1 = every period).
+        window_stride: Periods between consecutive training origins of one product (1 = every period); aggregates
+            always use every period.
         val_periods: Periods just before the cutoff held out for early stopping and interval calibration.
         refit: After early stopping, retrain from scratch on all periods up to the cutoff for the chosen number of
             epochs, so the freshest periods (the ones used for validation) also shape the model.
@@ -47,16 +52,18 @@ class Config:
     arch: str = "mlp"
     hidden: int = 64
     n_blocks: int = 1
-    dropout: float = 0.1
+    dropout: float = 0.0
     id_embedding_dim: int = 0
     use_calendar: bool = False
     use_shop_context: bool = True
-    lr: float = 3e-3
+    use_price: bool = True
+    lr: float = 6e-3
+    lr_schedule: str = "constant"
     weight_decay: float = 1e-4
     batch_size: int = 1024
     max_epochs: int = 30
     patience: int = 3
-    window_stride: int = 1
+    window_stride: int = 2
     val_periods: int = 8
     refit: bool = False
     conformal: bool = True
@@ -89,4 +96,6 @@ class Config:
         """Rebuilds a Config from `to_dict` output."""
         d = dict(d)
         d["quantiles"] = tuple(d["quantiles"])
+        # Checkpoints written before prices were supported have no price weights.
+        d.setdefault("use_price", False)
         return cls(**d)

@@ -5,6 +5,14 @@ whole shop selling 100,000 a week are the same problem to it. Two encoders are a
 validation window (see benchmarks/results/forecaster.md): a residual MLP over the flattened window (N-BEATS/TiDE
 style, the default) and a GRU over the history (the encoder half of DeepAR/MQ-RNN). Both decode all H periods at
 once into Q quantiles, trained with the pinball loss.
+
+Price (`Config.use_price`). Prices enter only through a demand curve: every quantile is multiplied by
+exp(-e · Δlog price), Δlog price being the target period's price relative to the current one, and the elasticity
+e ≥ 0 is predicted per window from the trunk's features and the price history. A planned price cut can therefore
+never lower a forecast and a rise never raise it (the law of demand is built in, not hoped for), and the price held
+at its current level changes nothing (Δ = 0). The trunk is trained first exactly as without prices; the elasticity
+head is then fitted on the frozen trunk (train.fit_elasticity), so switching prices on cannot change a forecast made
+at the current price, only add the answer to "what if the price changed?".
 """
 
 from __future__ import annotations
@@ -14,6 +22,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from local_models.forecaster.config import Config
+
+ELASTICITY_GAIN = 10.0
+ELASTICITY_INIT = -3.0  # softplus(-3) ≈ 0.05
 
 
 def pinball_loss(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
@@ -60,11 +71,11 @@ class QuantileForecaster(nn.Module):
         self.emb = nn.Embedding(n_series + 1, c.id_embedding_dim) if c.id_embedding_dim > 0 else None
         n_cal = n_calendar if c.use_calendar else 0
         extra = n_static + H * n_cal + c.id_embedding_dim
+        n_seq = 2 + c.use_shop_context  # history rows: values, mask, shop total
         if c.arch == "mlp":
-            n_in = L * (3 if c.use_shop_context else 2) + extra
-            self.inp = nn.Linear(n_in, c.hidden)
+            self.inp = nn.Linear(L * n_seq + extra, c.hidden)
         elif c.arch == "rnn":
-            self.rnn = nn.GRU(3 if c.use_shop_context else 2, c.hidden, batch_first=True)
+            self.rnn = nn.GRU(n_seq, c.hidden, batch_first=True)
             self.inp = nn.Linear(c.hidden + extra, c.hidden)
         else:
             raise ValueError(f"arch must be 'mlp' or 'rnn', got {c.arch!r}")
@@ -74,6 +85,16 @@ class QuantileForecaster(nn.Module):
         # A linear skip from the history straight to the median: the "last level" answer is then one weight away,
         # which makes early training stable on short data.
         self.skip = nn.Linear(L, H)
+        if c.use_price:
+            # e = softplus(ELASTICITY_GAIN * (w·[h, price] + b)): starts at 0.05 (almost no effect) and, through the
+            # gain, can move within the few hundred steps of train.fit_elasticity; plain Adam steps would barely move it.
+            self.elasticity_head = nn.Linear(c.hidden + L, 1)
+            nn.init.zeros_(self.elasticity_head.weight)
+            nn.init.constant_(self.elasticity_head.bias, ELASTICITY_INIT / ELASTICITY_GAIN)
+
+    def trunk_parameters(self) -> list[nn.Parameter]:
+        """Every parameter except the elasticity head's: what the first training stage optimises."""
+        return [p for n, p in self.named_parameters() if not n.startswith("elasticity_head.")]
 
     def forward(
         self,
@@ -82,6 +103,8 @@ class QuantileForecaster(nn.Module):
         shop: torch.Tensor,
         static: torch.Tensor,
         cal: torch.Tensor,
+        price: torch.Tensor,
+        fprice: torch.Tensor,
         series: torch.Tensor,
         y: torch.Tensor | None = None,
         y_mask: torch.Tensor | None = None,
@@ -94,6 +117,8 @@ class QuantileForecaster(nn.Module):
             shop: (B, L) normalised shop history.
             static: (B, n_static).
             cal: (B, H, F) calendar features of the target periods.
+            price: (B, L) history log price relative to the current price (ignored unless use_price).
+            fprice: (B, H) target periods' log price relative to the current price (ignored unless use_price).
             series: (B,) embedding row (0 = unknown series).
             y: (B, H) normalised targets, optional.
             y_mask: (B, H) target mask, optional.
@@ -101,6 +126,41 @@ class QuantileForecaster(nn.Module):
         Returns:
             (quantiles (B, H, Q) monotone in Q, loss or None).
         """
+        out, h = self.encode(hist, hist_mask, shop, static, cal, series)
+        # With every target at the current price the multiplier is exactly 1: skip it (the trunk's training stage).
+        if self.config.use_price and bool(fprice.any()):
+            out = out * price_factor(self.elasticity(h, price), fprice).unsqueeze(-1)  # (B, H, Q)
+        loss = None if y is None else pinball_loss(out, y, y_mask, self.q)
+        return out, loss
+
+    def base_quantiles(
+        self,
+        hist: torch.Tensor,
+        hist_mask: torch.Tensor,
+        shop: torch.Tensor,
+        static: torch.Tensor,
+        cal: torch.Tensor,
+        price: torch.Tensor,
+        series: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Quantiles at the current price and the price elasticity; arguments as in `forward`.
+
+        Returns:
+            (quantiles (B, H, Q) monotone in Q, elasticity (B,) ≥ 0; zeros when the model ignores prices).
+        """
+        out, h = self.encode(hist, hist_mask, shop, static, cal, series)
+        return out, self.elasticity(h, price)
+
+    def encode(
+        self,
+        hist: torch.Tensor,
+        hist_mask: torch.Tensor,
+        shop: torch.Tensor,
+        static: torch.Tensor,
+        cal: torch.Tensor,
+        series: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The price-free part: (quantiles at the current price (B, H, Q), trunk features (B, hidden))."""
         c = self.config
         B = hist.shape[0]
         seq = [hist, hist_mask] + ([shop] if c.use_shop_context else [])
@@ -116,7 +176,8 @@ class QuantileForecaster(nn.Module):
             x = self.inp(torch.cat([h[0]] + parts, dim=1))  # (B, hidden)
         for block in self.blocks:
             x = block(x)
-        raw = self.head(F.gelu(self.norm(x))).view(B, c.horizon, len(c.quantiles))  # (B, H, Q)
+        h = F.gelu(self.norm(x))  # (B, hidden)
+        raw = self.head(h).view(B, c.horizon, len(c.quantiles))  # (B, H, Q)
         med = raw[..., self.median_idx] + self.skip(hist)  # (B, H)
         # Quantiles built outward from the median with positive gaps, so they can never cross.
         gaps = F.softplus(raw)
@@ -127,5 +188,16 @@ class QuantileForecaster(nn.Module):
         for i in range(self.median_idx + 1, len(c.quantiles)):
             above.append(above[-1] + gaps[..., i])
         out = torch.stack(below[::-1] + above[1:], dim=-1)  # (B, H, Q)
-        loss = None if y is None else pinball_loss(out, y, y_mask, self.q)
-        return out, loss
+        return out, h
+
+    def elasticity(self, h: torch.Tensor, price: torch.Tensor) -> torch.Tensor:
+        """(B,) elasticity ≥ 0 from trunk features (B, hidden) and the price history (B, L); zeros without prices."""
+        if not self.config.use_price:
+            return torch.zeros(h.shape[0], device=h.device)
+        e_in = torch.cat([h, price], dim=1)  # (B, hidden + L)
+        return F.softplus(ELASTICITY_GAIN * self.elasticity_head(e_in).squeeze(-1))
+
+
+def price_factor(elasticity: torch.Tensor, fprice: torch.Tensor) -> torch.Tensor:
+    """(B, H) demand multiplier exp(-e · Δlog price) for elasticity (B,) and relative log prices (B, H)."""
+    return torch.exp(-elasticity.unsqueeze(-1) * fprice)
