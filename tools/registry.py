@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from tools import query_data, sales_overview
+from tools import query_data, review_insights, sales_overview, search_reviews
 from tools.base import ToolSpec
 
 ALL_TOOLS: tuple[ToolSpec, ...] = (
     sales_overview.SPEC,
+    search_reviews.SPEC,
+    review_insights.SPEC,
     query_data.SPEC,
 )
 

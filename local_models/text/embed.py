@@ -158,7 +158,9 @@ class SentenceTransformerEmbedder(Embedder):
             except OSError as err:
                 raise EmbeddingBackendError(f"Cannot load the sentence-transformers model {path!r} offline: "
                                             f"{err}") from err
-            self.dim = int(self._model.get_sentence_embedding_dimension())
+            dim_of = getattr(self._model, "get_embedding_dimension", None) or \
+                self._model.get_sentence_embedding_dimension  # renamed in sentence-transformers 6
+            self.dim = int(dim_of())
         return self._model
 
     def encode(self, texts: Sequence[str], kind: Kind = "passage") -> np.ndarray:

@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -192,7 +193,13 @@ class ReviewIndex:
                 self.faiss.add(old)
         self.faiss.add(vectors)
         start = len(self.meta)
-        self.meta = new if self.meta.empty else pd.concat([self.meta, new], ignore_index=True)
+        if self.meta.empty:
+            self.meta = new
+        else:
+            with warnings.catch_warnings():
+                # Columns that are all missing (no ratings in a collection) only decide the dtype; either is fine.
+                warnings.simplefilter("ignore", FutureWarning)
+                self.meta = pd.concat([self.meta, new], ignore_index=True)
         self._positions.update({rid: start + i for i, rid in enumerate(new["review_id"])})
         self._bm25 = None  # bm25s cannot add documents; it is rebuilt from the stored tokens when next needed
         return len(new)
