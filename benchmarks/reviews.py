@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from local_models.text.embed import DEFAULT_BACKEND, CachedEmbedder, EmbeddingCache, get_embedder  # noqa: E402
 from local_models.text.index import IndexConfig, ReviewIndex  # noqa: E402
-from local_models.text.sentiment import SentimentModel, macro_f1  # noqa: E402
+from local_models.text.sentiment import SentimentConfig, SentimentModel, macro_f1  # noqa: E402
 
 DATA = Path(os.environ.get("SHOPKEEPER_BENCH_DATA", "/work/shared/data"))
 EN_CSV = DATA / "womens-clothing-reviews" / "reviews.csv"
@@ -216,13 +216,16 @@ def sentiment(lang: str, train: pd.DataFrame, test: pd.DataFrame, store: Embeddi
     Xtr = emb.encode(train["input"].tolist(), progress=lambda d, t: log(f"  {d}/{t} new embeddings")
                      if d % 1024 < 256 or d == t else None)
     Xte = emb.encode(test["input"].tolist())
-    t0 = time.perf_counter()
-    model = SentimentModel.fit(Xtr, train["y"].to_numpy())
-    fit_s = time.perf_counter() - t0
-    pred = (model.predict_proba(Xte) >= 0.5).astype(int)
     y = test["y"].to_numpy()
-    out = {"ours": {"accuracy": round(float((pred == y).mean()), 4), "macro_f1": round(macro_f1(y, pred), 4),
-                    "fit_s": round(fit_s, 1)}}
+    out = {}
+    for name, buckets in (("ours", 1 << 18), ("ours_embedding_only", 0)):
+        t0 = time.perf_counter()
+        model = SentimentModel.fit(Xtr, train["y"].to_numpy(), emb.model_id,
+                                   SentimentConfig(dim=emb.dim, n_buckets=buckets), texts=train["input"].tolist())
+        fit_s = time.perf_counter() - t0
+        pred = (model.predict_proba(Xte, test["input"].tolist()) >= 0.5).astype(int)
+        out[name] = {"accuracy": round(float((pred == y).mean()), 4), "macro_f1": round(macro_f1(y, pred), 4),
+                     "fit_s": round(fit_s, 1)}
     vec = (TfidfVectorizer(analyzer="char", ngram_range=(1, 3), min_df=2, sublinear_tf=True) if lang == "zh" else
            TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True))
     t0 = time.perf_counter()
@@ -279,7 +282,7 @@ def ann(n: int, store: EmbeddingCache, real: np.ndarray, queries: list[str], bui
                             "hnsw_build_vectors_per_s": round(n / build_s),
                             "exact_ms_per_query": round(flat_s / len(queries) * 1000, 2)}}
     truth = [set(r) for r in best_i]
-    for ef in (64, 128, 256):
+    for ef in (64, 128, 256, 512):
         hnsw.hnsw.efSearch = ef
         lat, recall = [], []
         for q, gt in zip(queries, truth):
@@ -293,7 +296,8 @@ def ann(n: int, store: EmbeddingCache, real: np.ndarray, queries: list[str], bui
                                "p95_ms": round(float(np.percentile(lat, 95)), 2)}
         log(f"  ann {n} ef {ef}: {out[f'hnsw_ef{ef}']}")
     ok = [k for k in out if k.startswith("hnsw_ef") and out[k]["recall@10"] >= 0.95]
-    out["hnsw"] = dict(out[ok[0] if ok else "hnsw_ef256"], ef_search=int((ok[0] if ok else "hnsw_ef256")[7:]))
+    best = ok[0] if ok else "hnsw_ef512"  # the cheapest setting that meets 0.95, else the most thorough
+    out["hnsw"] = dict(out[best], ef_search=int(best[7:]))
     return out
 
 

@@ -115,10 +115,14 @@ def test_sentiment_head_trains_saves_and_loads(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((200, 8)).astype(np.float32)
     y = (X[:, 0] > 0).astype(int)
-    model = SentimentModel.fit(X, y, "m", SentimentConfig(dim=8, hidden=8, epochs=2))
+    texts = ["good" if v else "not good" for v in y]
+    model = SentimentModel.fit(X, y, "m", SentimentConfig(dim=8, hidden=8, epochs=2, n_buckets=64),
+                               texts=texts)
     model.save(tmp_path / "s.pt")
     again = SentimentModel.load(tmp_path / "s.pt")
-    assert np.allclose(model.predict_proba(X), again.predict_proba(X)) and again.embedder == "m"
+    assert np.allclose(model.predict_proba(X, texts), again.predict_proba(X, texts)) and again.embedder == "m"
+    with pytest.raises(ValueError, match="texts"):
+        model.predict_proba(X)
 
 
 def test_themes_cluster_and_quote():

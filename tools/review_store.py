@@ -18,11 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from tools.base import ToolInputError
 from tools.workspace import Shop
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
     from local_models.text import CachedEmbedder, ReviewIndex
@@ -76,9 +77,13 @@ def review_ids(shop: Shop) -> list[str]:
         return [r[0] for r in con.execute("SELECT review_id FROM reviews").fetchall()]
 
 
+def embed_text(title, text: str) -> str:
+    """What is embedded and classified for a review: the title is part of what it says ("Runs small")."""
+    return f"{title}. {text}" if isinstance(title, str) and title else text
+
+
 def _embed_input(rows: pd.DataFrame) -> list[str]:
-    # The title is part of what a review says ("Runs small"); it is embedded with the text.
-    return [f"{t}. {x}" if isinstance(t, str) and t else x for t, x in zip(rows["title"], rows["text"])]
+    return [embed_text(t, x) for t, x in zip(rows["title"], rows["text"])]
 
 
 def add_reviews(index: ReviewIndex, emb: CachedEmbedder, rows: pd.DataFrame, progress: Progress | None = None,
@@ -174,7 +179,13 @@ def sentiment_model(shop: Shop, model_id: str) -> tuple[SentimentModel | None, s
 def polarity(rows: pd.DataFrame, vectors: np.ndarray | None, model: SentimentModel | None) -> list[str]:
     """positive / negative / neutral per review: its label, else its rating (>= 4, <= 2, 3), else the model."""
     out = []
-    proba = model.predict_proba(vectors) if model is not None and vectors is not None else None
+    proba = None
+    if model is not None and vectors is not None:
+        unknown = rows["label"].astype("float64").isna().to_numpy() & rows["rating"].astype("float64").isna().to_numpy()
+        proba = np.full(len(rows), np.nan)
+        if unknown.any():  # the model only runs where the shop's own data says nothing
+            proba[unknown] = model.predict_proba(vectors[unknown], [embed_text(t, x) for t, x in zip(
+                rows["title"][unknown], rows["text"][unknown])])
     for i, (label, rating) in enumerate(zip(rows["label"], rows["rating"])):
         if label is not None and not _isnan(label):
             out.append("positive" if int(label) == 1 else "negative")

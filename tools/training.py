@@ -130,9 +130,10 @@ def train_reviews(shop: Shop, progress: Progress) -> TrainReport:
         n_test = max(1, len(chosen) // 5)
         test, fit_rows = chosen[:n_test], chosen[n_test:]
         X = index.vectors(chosen)
+        texts = [review_store.embed_text(t, x) for t, x in zip(meta["title"].iloc[chosen], meta["text"].iloc[chosen])]
         yy = y[chosen].astype(int)
-        model = SentimentModel.fit(X[n_test:], yy[n_test:], index.model_id)
-        pred = (model.predict_proba(X[:n_test]) >= 0.5).astype(int)
+        model = SentimentModel.fit(X[n_test:], yy[n_test:], index.model_id, texts=texts[n_test:])
+        pred = (model.predict_proba(X[:n_test], texts[:n_test]) >= 0.5).astype(int)
         model.metrics.update({"test_accuracy": round(float((pred == yy[:n_test]).mean()), 4),
                               "test_macro_f1": round(macro_f1(yy[:n_test], pred), 4), "test_rows": int(n_test),
                               "train_rows_total": int(len(fit_rows))})

@@ -1,4 +1,9 @@
-"""Review sentiment: a small PyTorch classifier head over frozen sentence embeddings.
+"""Review sentiment: a small PyTorch classifier head over frozen sentence embeddings plus hashed n-grams.
+
+The embedding says what a review is about; a handful of words ("not", "退货", "runs small") often decide whether
+it is praise or a complaint, and a frozen sentence embedding blurs them (alone it trails a TF-IDF baseline,
+benchmarks/results/reviews.md). So the head adds a linear bag of hashed word/character n-grams (fastText-style)
+to the MLP's logits; with ``n_buckets=0`` it is embeddings only.
 
 The head is trained per shop from its ratings (>= 4 positive, <= 2 negative; 3 is left out as mixed) or its 0/1
 labels. Shops without either use the default head shipped in this folder (``default_sentiment.pt``), trained on the
@@ -26,9 +31,11 @@ class SentimentConfig:
 
     Attributes:
         dim: embedding size (input).
+        n_buckets: hashed n-gram buckets of the linear bag branch (0: no bag; texts are then not needed).
         hidden: hidden units of the one-hidden-layer MLP.
         dropout: dropout on the input and hidden layer (the embeddings are frozen, the head is small: it overfits).
-        lr: AdamW learning rate.
+        lr: AdamW learning rate of the MLP.
+        bag_lr: learning rate of the n-gram bag (higher: each bucket sees few rows, as in fastText).
         weight_decay: AdamW weight decay.
         epochs: maximum epochs; the epoch with the best validation macro-F1 is kept.
         batch_size: rows per step.
@@ -37,9 +44,11 @@ class SentimentConfig:
     """
 
     dim: int
+    n_buckets: int = 1 << 18
     hidden: int = 256
     dropout: float = 0.2
     lr: float = 2e-3
+    bag_lr: float = 1e-1
     weight_decay: float = 1e-3
     epochs: int = 40
     batch_size: int = 128
@@ -52,15 +61,21 @@ def _module(config: SentimentConfig):
     from torch import nn
 
     class SentimentHead(nn.Module):
-        """MLP: (B, dim) -> (B, 2) logits for negative / positive."""
+        """MLP over the embedding plus a linear bag of n-grams: (B, dim), bag -> (B, 2) negative/positive logits."""
 
         def __init__(self, cfg: SentimentConfig):
             super().__init__()
             self.net = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(cfg.dim, cfg.hidden), nn.GELU(),
                                      nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, 2))
+            self.bag = nn.EmbeddingBag(cfg.n_buckets, 2, mode="mean") if cfg.n_buckets else None
+            if self.bag is not None:
+                nn.init.zeros_(self.bag.weight)  # start from the embedding's opinion; words earn their weight
 
-        def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None, weight: torch.Tensor | None = None):
+        def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None, weight: torch.Tensor | None = None,
+                    grams: tuple[torch.Tensor, torch.Tensor] | None = None):
             logits = self.net(x)  # (B, 2)
+            if self.bag is not None and grams is not None:
+                logits = logits + self.bag(grams[0], grams[1])  # flat bucket ids, offsets (B,)
             loss = None if targets is None else nn.functional.cross_entropy(logits, targets, weight=weight)
             return logits, loss
 
@@ -88,8 +103,9 @@ class SentimentModel:
 
     @classmethod
     def fit(cls, X: np.ndarray, y: np.ndarray, embedder: str, config: SentimentConfig | None = None,
-            log=None) -> SentimentModel:
-        """Train on embeddings ``X`` (N, dim) and labels ``y`` (N,) in {0, 1}; select the epoch on validation.
+            texts: list[str] | None = None, log=None) -> SentimentModel:
+        """Train on embeddings ``X`` (N, dim), their ``texts`` and labels ``y`` (N,) in {0, 1}; select the epoch
+        on validation. ``texts`` may be None only when ``config.n_buckets`` is 0.
 
         Classes are weighted by inverse frequency, because shops get far more praise than complaints and an
         unweighted head learns to call everything positive.
@@ -97,7 +113,10 @@ class SentimentModel:
         import torch
 
         config = config or SentimentConfig(dim=X.shape[1])
+        if config.n_buckets and texts is None:
+            raise ValueError("This head reads n-grams: pass the texts.")
         X, y = np.asarray(X, np.float32), np.asarray(y, np.int64)
+        grams = _grams(texts, config.n_buckets) if config.n_buckets else None
         if len(np.unique(y)) < 2:
             raise ValueError("Sentiment needs both positive and negative examples.")
         rng = np.random.default_rng(config.seed)
@@ -108,7 +127,10 @@ class SentimentModel:
         module = _module(config)
         counts = np.bincount(y[tr], minlength=2).astype(np.float32)
         weight = torch.tensor(counts.sum() / (2 * np.maximum(counts, 1)))
-        opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        groups = [{"params": module.net.parameters()}]
+        if module.bag is not None:  # no weight decay on the bag: AdamW would shrink every bucket at every step
+            groups.append({"params": module.bag.parameters(), "lr": config.bag_lr, "weight_decay": 0.0})
+        opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
         Xt, yt = torch.from_numpy(X[tr]), torch.from_numpy(y[tr])
         Xv = torch.from_numpy(X[val])
         best = (-1.0, None, 0)
@@ -118,13 +140,13 @@ class SentimentModel:
             perm = torch.randperm(len(Xt), generator=gen)
             for i in range(0, len(perm), config.batch_size):
                 idx = perm[i:i + config.batch_size]
-                _, loss = module(Xt[idx], yt[idx], weight)
+                _, loss = module(Xt[idx], yt[idx], weight, _bag(grams, tr[idx.numpy()]))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
             module.eval()
             with torch.no_grad():
-                pred = module(Xv)[0].argmax(1).numpy()
+                pred = module(Xv, grams=_bag(grams, val))[0].argmax(1).numpy()
             f1 = macro_f1(y[val], pred)
             if f1 > best[0]:
                 best = (f1, {k: v.clone() for k, v in module.state_dict().items()}, epoch + 1)
@@ -135,14 +157,17 @@ class SentimentModel:
                    "val_rows": int(len(val)), "positive_share": round(float(y.mean()), 4)}
         return cls(config, module, embedder, metrics)
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """P(positive) for each row of ``X`` (N, dim)."""
+    def predict_proba(self, X: np.ndarray, texts: list[str] | None = None) -> np.ndarray:
+        """P(positive) for each row of ``X`` (N, dim) and its text (needed when the head has an n-gram bag)."""
         import torch
 
         if len(X) == 0:
             return np.zeros(0, np.float32)
+        if self.config.n_buckets and texts is None:
+            raise ValueError("This head reads n-grams: pass the texts.")
+        grams = _bag(_grams(texts, self.config.n_buckets), np.arange(len(X))) if self.config.n_buckets else None
         with torch.no_grad():
-            logits = self.module(torch.from_numpy(np.asarray(X, np.float32)))[0]
+            logits = self.module(torch.from_numpy(np.asarray(X, np.float32)), grams=grams)[0]
             return torch.softmax(logits, dim=1)[:, 1].numpy()
 
     def save(self, path: Path | str) -> None:
@@ -163,6 +188,23 @@ class SentimentModel:
         module = _module(config)
         module.load_state_dict(ckpt["state_dict"], strict=True)
         return cls(config, module, ckpt["embedder"], ckpt.get("metrics"))
+
+
+def _grams(texts: list[str], n_buckets: int) -> list[np.ndarray]:
+    from local_models.text.tokens import hashed_ngrams
+
+    return [np.asarray(hashed_ngrams(t, n_buckets), np.int64) for t in texts]
+
+
+def _bag(grams: list[np.ndarray] | None, rows: np.ndarray):
+    """EmbeddingBag input (flat ids, offsets) for ``rows`` of ``grams``; None without a bag."""
+    import torch
+
+    if grams is None:
+        return None
+    parts = [grams[int(r)] for r in rows]
+    offsets = np.cumsum([0] + [len(p) for p in parts[:-1]])
+    return torch.from_numpy(np.concatenate(parts)), torch.from_numpy(offsets.astype(np.int64))
 
 
 def default_head(model_id: str) -> SentimentModel | None:
