@@ -301,6 +301,31 @@ def ann(n: int, store: EmbeddingCache, real: np.ndarray, queries: list[str], bui
     return out
 
 
+def encoders(backends: list[str], n: int) -> dict:
+    """Encoding speed per backend, uncached, one thread: reviews per second (en, zh) and one short query."""
+    en = load_en()["text"].sample(n=n, random_state=SEED + 1).tolist()
+    zh = load_zh()["text"].sample(n=n, random_state=SEED + 1).tolist()
+    out: dict = {"_sample": {"texts_per_language": n, "mean_chars_en": round(float(np.mean([len(t) for t in en]))),
+                             "mean_chars_zh": round(float(np.mean([len(t) for t in zh])))}}
+    for name in backends:
+        emb = get_embedder(name, threads=1)
+        emb.encode(["warm up"], "query")
+        row = {}
+        for lang, texts in (("en", en), ("zh", zh)):
+            t0 = time.perf_counter()
+            emb.encode(texts, "passage")
+            row[f"{lang}_reviews_per_s"] = round(n / (time.perf_counter() - t0), 1)
+        lat = []
+        for q in ["runs small in the waist", "酒店房间很脏", "fabric pills after washing", "手机电池不耐用"] * 5:
+            t0 = time.perf_counter()
+            emb.encode([q], "query")
+            lat.append((time.perf_counter() - t0) * 1000)
+        row["query_p50_ms"] = round(float(np.percentile(lat, 50)), 1)
+        out[name] = row
+        log(f"  encoder {name}: {row}")
+    return out
+
+
 def write(results: dict, args: argparse.Namespace, started: float, load_before: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     clean = {k: {m: {x: y for x, y in v.items()} for m, v in d.items()} for k, d in results.items()}
@@ -332,7 +357,7 @@ def _uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-SECTIONS = ("retrieval_en", "retrieval_zh", "sentiment", "ann")
+SECTIONS = ("encoders", "retrieval_en", "retrieval_zh", "sentiment", "ann")
 
 
 def main() -> None:
@@ -342,6 +367,7 @@ def main() -> None:
     p.add_argument("--en-corpus", type=int, default=1500)
     p.add_argument("--en-queries", type=int, default=300)
     p.add_argument("--zh-per-cell", type=int, default=75, help="corpus reviews per category x label")
+    p.add_argument("--encoder-texts", type=int, default=100, help="reviews per language timed per encoder")
     p.add_argument("--train", type=int, default=4000)
     p.add_argument("--test", type=int, default=1500)
     p.add_argument("--ann-sizes", default="100000,1000000")
@@ -355,6 +381,8 @@ def main() -> None:
     backends = args.backends.split(",")
     only = set(args.only or SECTIONS)
     results: dict = {}
+    if "encoders" in only:
+        results["encoders"] = encoders(backends, args.encoder_texts)
     if "retrieval_en" in only:
         results["retrieval_en"] = retrieval_en(backends, store, args.en_corpus, args.en_queries)
     if "retrieval_zh" in only:
