@@ -368,7 +368,7 @@ def main() -> None:
     p.add_argument("--en-queries", type=int, default=300)
     p.add_argument("--zh-per-cell", type=int, default=75, help="corpus reviews per category x label")
     p.add_argument("--encoder-texts", type=int, default=100, help="reviews per language timed per encoder")
-    p.add_argument("--train", type=int, default=4000)
+    p.add_argument("--train", type=int, default=12000, help="sentiment training reviews per language")
     p.add_argument("--test", type=int, default=1500)
     p.add_argument("--ann-sizes", default="100000,1000000")
     p.add_argument("--build-threads", type=int, default=2)

@@ -67,15 +67,16 @@ def _module(config: SentimentConfig):
             super().__init__()
             self.net = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(cfg.dim, cfg.hidden), nn.GELU(),
                                      nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, 2))
-            self.bag = nn.EmbeddingBag(cfg.n_buckets, 2, mode="mean") if cfg.n_buckets else None
+            # Summed with weights 1/sqrt(distinct n-grams): a length-normalised bag, as TF-IDF rows are L2-normalised.
+            self.bag = nn.EmbeddingBag(cfg.n_buckets, 2, mode="sum") if cfg.n_buckets else None
             if self.bag is not None:
                 nn.init.zeros_(self.bag.weight)  # start from the embedding's opinion; words earn their weight
 
         def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None, weight: torch.Tensor | None = None,
-                    grams: tuple[torch.Tensor, torch.Tensor] | None = None):
+                    grams: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None):
             logits = self.net(x)  # (B, 2)
             if self.bag is not None and grams is not None:
-                logits = logits + self.bag(grams[0], grams[1])  # flat bucket ids, offsets (B,)
+                logits = logits + self.bag(grams[0], grams[1], per_sample_weights=grams[2])  # ids, offsets, weights
             loss = None if targets is None else nn.functional.cross_entropy(logits, targets, weight=weight)
             return logits, loss
 
@@ -170,11 +171,13 @@ class SentimentModel:
             logits = self.module(torch.from_numpy(np.asarray(X, np.float32)), grams=grams)[0]
             return torch.softmax(logits, dim=1)[:, 1].numpy()
 
-    def save(self, path: Path | str) -> None:
+    def save(self, path: Path | str, half: bool = False) -> None:
+        """Write the checkpoint; ``half`` stores float16 weights (the shipped default head: half the bytes, the
+        same predictions to three decimals); :meth:`load` casts them back to float32."""
         import torch
 
-        torch.save({"format_version": FORMAT_VERSION, "config": asdict(self.config),
-                    "state_dict": self.module.state_dict(), "embedder": self.embedder, "metrics": self.metrics,
+        state = {k: v.half() if half and v.is_floating_point() else v for k, v in self.module.state_dict().items()}
+        torch.save({"format_version": FORMAT_VERSION, "config": asdict(self.config), "state_dict": state, "embedder": self.embedder, "metrics": self.metrics,
                     "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}, str(path))
 
     @classmethod
@@ -193,18 +196,20 @@ class SentimentModel:
 def _grams(texts: list[str], n_buckets: int) -> list[np.ndarray]:
     from local_models.text.tokens import hashed_ngrams
 
-    return [np.asarray(hashed_ngrams(t, n_buckets), np.int64) for t in texts]
+    return [np.unique(np.asarray(hashed_ngrams(t, n_buckets), np.int64)) for t in texts]
 
 
 def _bag(grams: list[np.ndarray] | None, rows: np.ndarray):
-    """EmbeddingBag input (flat ids, offsets) for ``rows`` of ``grams``; None without a bag."""
+    """EmbeddingBag input (flat ids, offsets, weights) for ``rows`` of ``grams``; None without a bag."""
     import torch
 
     if grams is None:
         return None
     parts = [grams[int(r)] for r in rows]
     offsets = np.cumsum([0] + [len(p) for p in parts[:-1]])
-    return torch.from_numpy(np.concatenate(parts)), torch.from_numpy(offsets.astype(np.int64))
+    weights = np.concatenate([np.full(len(p), 1 / np.sqrt(len(p)), np.float32) for p in parts])
+    return (torch.from_numpy(np.concatenate(parts)), torch.from_numpy(offsets.astype(np.int64)),
+            torch.from_numpy(weights))
 
 
 def default_head(model_id: str) -> SentimentModel | None:
