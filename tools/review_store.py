@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +27,7 @@ from tools.workspace import Shop
 if TYPE_CHECKING:
     import pandas as pd
 
-    from local_models.text import CachedEmbedder, ReviewIndex
+    from local_models.text import CachedEmbedder, Embedder, ReviewIndex
     from local_models.text.sentiment import SentimentModel
 
 AUTO_BUILD_LIMIT = 3_000  # reviews embedded on first use (tens of seconds on a laptop CPU)
@@ -47,13 +48,24 @@ def head_path(shop: Shop) -> Path:
     return shop.models_dir / "reviews" / "sentiment.pt"
 
 
+# Loaded models and indexes are kept for the life of the process: loading the encoder takes seconds and a large
+# index about a second, which a chat would otherwise pay on every tool call. An index is keyed by its manifest's
+# modification time, so one rebuilt by `train reviews` in another process is picked up.
+_models: dict[str, Embedder] = {}
+_indexes: dict[Path, tuple[int, ReviewIndex]] = {}
+_lock = threading.Lock()
+
+
 def embedder(model_id: str | None, shop: Shop) -> CachedEmbedder:
     """The embedder named by an index's ``model_id`` (or the configured default), cached in the shop."""
     from local_models.text import CachedEmbedder, EmbeddingCache, get_embedder
 
     name = model_id.split("@")[0] if model_id else None
+    with _lock:
+        inner = get_embedder(name)
+        inner = _models.setdefault(inner.model_id, inner)
     shop.index_dir.mkdir(parents=True, exist_ok=True)
-    return CachedEmbedder(get_embedder(name), EmbeddingCache(shop.index_dir / "embeddings.sqlite"))
+    return CachedEmbedder(inner, EmbeddingCache(shop.index_dir / "embeddings.sqlite"))
 
 
 def read_reviews(shop: Shop, only_ids: list[str] | None = None) -> pd.DataFrame:
@@ -120,20 +132,37 @@ def build_or_update(shop: Shop, progress: Progress | None = None, rebuild: bool 
     added = add_reviews(index, emb, read_reviews(shop, missing), step, (0.05, 0.9)) if missing else 0
     if added or not index_path(shop).exists():
         step(0.92, "saving the index")
-        index.save(index_path(shop))
+        save_index(shop, index)
     return index, added
 
 
 def open_index(shop: Shop) -> ReviewIndex | None:
+    """The shop's saved index (shared within the process until it changes on disk), or None."""
     from local_models.text import ReviewIndex
 
     path = index_path(shop)
-    if not (path / "manifest.json").exists():
-        return None
     try:
-        return ReviewIndex.load(path)
-    except (ValueError, OSError, KeyError):  # an old or damaged index is rebuilt rather than trusted
+        stamp = (path / "manifest.json").stat().st_mtime_ns
+    except FileNotFoundError:
         return None
+    with _lock:
+        cached = _indexes.get(path)
+        if cached and cached[0] == stamp:
+            return cached[1]
+        try:
+            index = ReviewIndex.load(path)
+        except (ValueError, OSError, KeyError):  # an old or damaged index is rebuilt rather than trusted
+            return None
+        _indexes[path] = (stamp, index)
+        return index
+
+
+def save_index(shop: Shop, index: ReviewIndex) -> None:
+    """Save ``index`` atomically and remember it as the current one."""
+    path = index_path(shop)
+    with _lock:
+        index.save(path)
+        _indexes[path] = ((path / "manifest.json").stat().st_mtime_ns, index)
 
 
 def index_for_tool(shop: Shop) -> tuple[ReviewIndex, CachedEmbedder, list[str]]:
@@ -153,7 +182,7 @@ def index_for_tool(shop: Shop) -> tuple[ReviewIndex, CachedEmbedder, list[str]]:
     missing = index.missing(ids)
     if missing and len(missing) <= AUTO_ADD_LIMIT:
         add_reviews(index, emb, read_reviews(shop, missing))
-        index.save(index_path(shop))
+        save_index(shop, index)
     elif missing:
         notes.append(f"{len(missing):,} reviews imported since the index was built are not searched yet; run "
                      "`shopkeeper train reviews`.")
@@ -186,10 +215,12 @@ def polarity(rows: pd.DataFrame, vectors: np.ndarray | None, model: SentimentMod
         if unknown.any():  # the model only runs where the shop's own data says nothing
             proba[unknown] = model.predict_proba(vectors[unknown], [embed_text(t, x) for t, x in zip(
                 rows["title"][unknown], rows["text"][unknown])])
-    for i, (label, rating) in enumerate(zip(rows["label"], rows["rating"])):
-        if label is not None and not _isnan(label):
+    labels = rows["label"].astype("float64").tolist()
+    ratings = rows["rating"].astype("float64").tolist()
+    for i, (label, rating) in enumerate(zip(labels, ratings)):
+        if label == label:  # NaN (no label) is the only value unequal to itself
             out.append("positive" if int(label) == 1 else "negative")
-        elif rating is not None and not _isnan(rating):
+        elif rating == rating:
             out.append("positive" if rating >= 4 else "negative" if rating <= 2 else "neutral")
         elif proba is not None:
             p = float(proba[i])
@@ -197,13 +228,6 @@ def polarity(rows: pd.DataFrame, vectors: np.ndarray | None, model: SentimentMod
         else:
             out.append("unknown")
     return out
-
-
-def _isnan(x) -> bool:
-    try:
-        return x != x  # NaN and pandas NA-as-float are the only values unequal to themselves
-    except TypeError:
-        return True
 
 
 _GUILLEMETS = re.compile(r"[«»]")

@@ -187,6 +187,10 @@ class ReviewIndex:
             return 0
         new = pd.DataFrame({c: rows[c] if c in rows else None for c in META_COLUMNS})
         new["review_id"] = new["review_id"].astype(str)
+        # The same dtypes as after save/load, so a fresh index and a loaded one behave alike (no pandas NA).
+        for col in ("rating", "label"):
+            new[col] = pd.to_numeric(new[col], errors="coerce").astype("float64")
+        new["created_at"] = _to_datetime(new["created_at"])
         new["tokens"] = [" ".join(tokenize(f"{t or ''} {x or ''}")) for t, x in zip(new["title"], new["text"])]
         total = len(self) + len(new)
         if self.kind == "flat" and total > self.config.hnsw_threshold:
