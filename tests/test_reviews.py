@@ -305,3 +305,17 @@ def test_training_job_reports_progress(review_shop):
         total = con.execute("SELECT count(*) FROM reviews").fetchall()[0][0]
     assert report.metrics["reviews_indexed"] == total and steps[-1][0] == 1.0
     assert all(a <= b for (a, _), (b, _) in zip(steps, steps[1:]))
+
+
+def test_training_job_without_reviews_skips(shop):
+    from tools.training import JOBS
+
+    report = JOBS["reviews"](shop, lambda frac, text: None)
+    assert report.metrics["reviews_indexed"] == 0 and "No reviews" in report.summary
+
+
+def test_tools_are_registered():
+    from tools.registry import by_name
+
+    assert by_name("search_reviews").args.model_fields.keys() >= {"query", "filters", "k"}
+    assert "target" in by_name("review_insights").args.model_fields

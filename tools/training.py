@@ -110,7 +110,10 @@ def train_reviews(shop: Shop, progress: Progress) -> TrainReport:
 
     t0 = time.perf_counter()
     if not review_store.review_ids(shop):
-        raise TrainingError("The shop has no reviews. Import some with `shopkeeper import FILE --kind reviews`.")
+        # Not an error: `train all` on a shop without reviews should still train the other models.
+        progress(1.0, "no reviews")
+        return TrainReport("reviews", 0.0, {"reviews_indexed": 0}, str(review_store.index_path(shop)),
+                           "No reviews to index; import some with `shopkeeper import FILE --kind reviews`.")
     index, added = review_store.build_or_update(shop, lambda f, t: progress(0.9 * f, t))
     metrics: dict[str, Any] = {"reviews_indexed": len(index), "added": added, "index_kind": index.kind,
                                "embedder": index.model_id}
