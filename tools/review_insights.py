@@ -110,7 +110,7 @@ def review_insights(shop: Shop, args: ReviewInsightsArgs) -> ToolResult:
             word = "Complaint" if polarity == "negative" else "Praise"
             lines.append(f"{word} themes (of {counts[polarity]:,} {polarity} reviews"
                          f"{f', a sample of {sampled[polarity]:,} clustered' if polarity in sampled else ''}): " +
-                         "; ".join(f"{t['theme']} — {t['reviews']} reviews ({t['share']:.0%}"
+                         "; ".join(f"{t['theme']} — {t['reviews']} review{'s' if t['reviews'] != 1 else ''} ({t['share']:.0%}"
                                    f"{', ' + t['trend'] if t['trend'] != 'n/a' else ''})" for t in mine) + ".")
             lines += [f"  {t['theme']}: " + " ".join(t["quotes"][:2]) for t in mine[:3]]
     if theme_rows:

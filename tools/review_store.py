@@ -76,8 +76,9 @@ def read_reviews(shop: Shop, only_ids: list[str] | None = None) -> pd.DataFrame:
         if only_ids is None:
             df = con.execute(f"SELECT {COLUMNS} FROM reviews ORDER BY review_id").df()
         else:
-            con.execute("CREATE TEMP TABLE wanted (review_id VARCHAR)")
-            con.executemany("INSERT INTO wanted VALUES (?)", [[r] for r in only_ids])
+            import pandas as pd
+
+            con.register("wanted", pd.DataFrame({"review_id": pd.Series(only_ids, dtype="object")}))
             df = con.execute(f"SELECT {COLUMNS} FROM reviews JOIN wanted USING (review_id) ORDER BY review_id").df()
     df["text"] = [redact(t) for t in df["text"].fillna("")]
     df["title"] = [redact(t) if isinstance(t, str) else None for t in df["title"]]

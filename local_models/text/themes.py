@@ -95,8 +95,9 @@ def find_themes(texts: Sequence[str], vectors: np.ndarray, review_ids: Sequence[
             continue
         df_c = Counter(w for i in idx for w in docs[i])
         # class TF-IDF: share of the theme's reviews using the word, times how specific the word is to the theme.
+        # Words in most of the reviews ("dress", "酒店") name the product, not the theme: left out of labels.
         scored = sorted(((df_c[w] / len(idx)) * math.log(1 + (df_c[w] / len(idx)) / (df_all[w] / n)), w)
-                        for w in df_c if df_c[w] >= min(2, len(idx)))
+                        for w in df_c if df_c[w] >= min(2, len(idx)) and (n < 6 or df_all[w] / n <= 0.5))
         terms = [w for _, w in sorted(scored, reverse=True)[:n_terms]]
         order = idx[np.argsort(-(X[idx] @ C[j]))]
         theme = Theme(label=" / ".join(terms) if terms else "(mixed)", terms=terms, count=int(len(idx)),
@@ -112,6 +113,8 @@ def find_themes(texts: Sequence[str], vectors: np.ndarray, review_ids: Sequence[
                 delta = (sl - se) * 100
                 theme.trend = "rising" if delta >= TREND_PP else "falling" if delta <= -TREND_PP else "steady"
         themes.append(theme)
+    if n >= 10:  # a theme of one review is an anecdote, not a theme
+        themes = [t for t in themes if t.count > 1] or themes
     return sorted(themes, key=lambda t: -t.count)
 
 
