@@ -207,6 +207,7 @@ class Agent:
                     for msg in (update or {}).get("messages", []) if isinstance(update, dict) else []:
                         turn.messages.append(msg)
                         if isinstance(msg, AIMessage):
+                            _check_complete(msg)
                             for call in msg.tool_calls:
                                 started[call["id"]] = (call["name"], call["args"], time.perf_counter())
                                 yield ToolStarted(call["id"], call["name"], call["args"])
@@ -222,6 +223,15 @@ class Agent:
                             yield ToolFinished(call)
         except GraphRecursionError:
             turn.hit_round_limit = True
+
+
+def _check_complete(msg: Any) -> None:
+    """An OpenAI-compatible stream that ended without a finish reason was cut off: never take it as an answer."""
+    meta = msg.response_metadata or {}
+    if meta.get("model_provider") == "openai" and not meta.get("finish_reason"):
+        from assistant.providers import ProviderError
+
+        raise ProviderError("The connection to the model was cut off in the middle of the answer. Try again.")
 
 
 def _text_of(content: Any) -> str:

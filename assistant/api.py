@@ -60,7 +60,7 @@ class Assistant:
             from assistant.providers import choose_provider, make_chat_model
 
             name = choose_provider(settings).name
-            chat_model = make_chat_model(settings)
+            chat_model = make_chat_model(settings, shop=the_shop)
         return cls(the_shop, chat_model, settings, provider_name=name)
 
     async def stream(self, question: str, thread_id: str | None = None) -> AsyncIterator[Event]:

@@ -34,6 +34,8 @@ ShopOption = Annotated[str | None, typer.Option(
     "--shop", "-s", envvar="SHOPKEEPER_SHOP", show_default=False,
     help="Shop name (under the data dir) or folder path. Default: the `shop` setting ('demo').")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+OfflineOption = Annotated[bool, typer.Option(
+    "--offline", help="Refuse remote model providers: nothing leaves this machine (privacy = local-only).")]
 
 
 class Kind(str, Enum):
@@ -54,10 +56,10 @@ def _fail(err: Exception, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _settings() -> Settings:
+def _settings(offline: bool = False) -> Settings:
     from assistant.config import load_settings
 
-    return load_settings()
+    return load_settings(privacy="local-only") if offline else load_settings()
 
 
 def _shop_path(shop: str | None, settings: Settings) -> Path:
@@ -137,7 +139,7 @@ def _open_chat_if_possible(path: Path, no_chat: bool) -> None:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         typer.echo(f"\nThe demo shop is ready. Open the chat with: shopkeeper chat --shop {path}")
         return
-    chat_cmd(shop=str(path), provider=None, model=None)
+    chat_cmd(shop=str(path), provider=None, model=None, offline=False)
 
 
 def _progress():
@@ -312,7 +314,7 @@ def quarantine_cmd(
 
 @app.command("train")
 def train_cmd(
-    what: Annotated[str | None, typer.Argument(help="Which model: forecaster, reviews, or all (default).")] = None,
+    what: Annotated[str | None, typer.Argument(help="Which model: forecaster, recommender, reviews, or all (default).")] = None,
     shop: ShopOption = None,
 ) -> None:
     """Train the shop's models. The previous models stay in use until the new ones are completely saved."""
@@ -340,6 +342,7 @@ def ask_cmd(
     provider: Annotated[str | None, typer.Option(help="openai | local | auto (default: the settings).")] = None,
     model: Annotated[str | None, typer.Option(help="Model name at the provider, e.g. deepseek-chat.")] = None,
     thread: Annotated[str | None, typer.Option(help="Continue this conversation id.")] = None,
+    offline: OfflineOption = False,
 ) -> None:
     """Ask one question from the shell. The answer goes to stdout, tool lines to stderr.
 
@@ -360,7 +363,7 @@ def ask_cmd(
         _err_console().print(f"Unknown provider {provider!r}: use openai, local or auto.")
         raise typer.Exit(2)
     try:
-        bot = Assistant.open(shop, provider=provider, model=model)
+        bot = Assistant.open(shop, provider=provider, model=model, settings=_settings(offline))
     except ShopkeeperError as err:
         _fail(err)
     try:
@@ -419,12 +422,13 @@ def chat_cmd(
     shop: ShopOption = None,
     provider: Annotated[str | None, typer.Option(help="openai | local | auto (default: the settings).")] = None,
     model: Annotated[str | None, typer.Option(help="Model name at the provider.")] = None,
+    offline: OfflineOption = False,
 ) -> None:
     """Open the terminal chat on a shop."""
     from assistant.app import create_app
     from tools.errors import ShopkeeperError
 
-    settings = _settings()
+    settings = _settings(offline)
     if provider or model:
         update = {k: v for k, v in (("name", provider), ("model", model)) if v}
         settings = settings.model_copy(update={"provider": settings.provider.model_copy(update=update)})
@@ -439,6 +443,41 @@ def _open_shop_with(shop: str | None, settings: Settings) -> Shop:
     from tools.workspace import Shop
 
     return Shop.open(_shop_path(shop, settings))
+
+
+@app.command("audit")
+def audit_cmd(
+    shop: ShopOption = None,
+    last: Annotated[int, typer.Option(min=1, help="Show the last N requests.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Show what was sent to remote model providers (the shop's audit log)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from assistant.privacy import AuditLog
+    from tools.errors import ShopkeeperError
+
+    try:
+        the_shop = _open_shop(shop)
+    except ShopkeeperError as err:
+        _fail(err)
+    entries = AuditLog(the_shop.audit_path).entries()
+    if as_json:
+        _print_json(entries[-last:])
+        return
+    if not entries:
+        typer.echo("Nothing has been sent to a remote model from this shop.")
+        return
+    table = Table(title=f"{len(entries)} request(s) sent to remote models; the last {min(last, len(entries))}:",
+                  title_justify="left")
+    for col in ("time", "endpoint", "bytes", "last message sent"):
+        table.add_column(col, overflow="fold")
+    for e in entries[-last:]:
+        messages = (e.get("body") or {}).get("messages", []) if isinstance(e.get("body"), dict) else []
+        last_msg = str(messages[-1].get("content", ""))[:80] if messages else ""
+        table.add_row(e["time"], e["url"], f"{e['bytes']:,}", last_msg)
+    Console().print(table)
 
 
 @app.command("config")

@@ -54,6 +54,7 @@ class ProviderSettings(BaseModel):
     api_key: SecretStr | None = Field(None, description="Key for the endpoint; OPENAI_API_KEY is used if unset.")
     timeout: float = Field(60.0, gt=0, description="Seconds before a request to the model is abandoned.")
     max_retries: int = Field(2, ge=0, le=10, description="Retries (with backoff) on rate limits and server errors.")
+    max_tokens: int = Field(1024, ge=16, le=32768, description="Longest reply the model may write.")
 
 
 class LocalModelSettings(BaseModel):

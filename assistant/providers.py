@@ -47,15 +47,23 @@ def choose_provider(settings: Settings) -> ProviderChoice:
                           remote=False)
 
 
-def make_chat_model(settings: Settings, *, runtime: Any = None) -> Any:
-    """Create the chat model ``settings`` describe (``runtime``: an existing LocalLlamaRuntime to reuse)."""
+def make_chat_model(settings: Settings, *, runtime: Any = None, shop: Any = None) -> Any:
+    """Create the chat model ``settings`` describe.
+
+    Args:
+        settings: the provider settings.
+        runtime: an existing LocalLlamaRuntime to reuse (local provider).
+        shop: for a remote provider, the shop whose customer ids are pseudonymised and whose ``audit.log``
+            records every request (``assistant.privacy``). Without a shop the remote model is used as is, which
+            only tests and library users who handle privacy themselves should do.
+    """
     choice = choose_provider(settings)
     if choice.name == "openai":
-        return _openai(settings)
+        return _openai(settings, shop)
     return _local(settings, runtime)
 
 
-def _openai(settings: Settings) -> Any:
+def _openai(settings: Settings, shop: Any = None) -> Any:
     from langchain_openai import ChatOpenAI
 
     p = settings.provider
@@ -63,17 +71,31 @@ def _openai(settings: Settings) -> Any:
     if key is None and not p.base_url:
         raise ConfigError("No API key for the openai provider. Set OPENAI_API_KEY (or provider.api_key in the "
                           "settings), or point provider.base_url at a local server such as Ollama.")
-    return ChatOpenAI(
+    clients: dict[str, Any] = {}
+    if shop is not None:
+        from assistant.privacy import AuditLog, http_clients
+
+        clients["http_client"], clients["http_async_client"] = http_clients(AuditLog(shop.audit_path), p.timeout)
+    model = ChatOpenAI(
         model=p.model or "gpt-4o-mini",
         base_url=p.base_url,
         # Local OpenAI-compatible servers (Ollama, vLLM, llama.cpp) accept any key, but the client needs one.
         api_key=key or "not-needed",
         timeout=p.timeout,
         max_retries=p.max_retries,
+        max_tokens=p.max_tokens,
         temperature=0,
         streaming=True,
         use_responses_api=False,
+        **clients,
     )
+    if shop is None:
+        return model
+    from assistant.privacy import Pseudonymizer, private_model
+
+    with shop.connect(read_only=True) as con:
+        ids = [row[0] for row in con.execute("SELECT customer_id FROM customers").fetchall()]
+    return private_model(model, Pseudonymizer(ids))
 
 
 def _local(settings: Settings, runtime: Any) -> Any:
@@ -119,6 +141,10 @@ def translate_error(err: BaseException, settings: Settings | None = None) -> Sho
                                  "Try again later.")
         if isinstance(err, openai.APIError):
             return ProviderError(f"The model provider returned an error: {_first_line(err)}.")
+    if isinstance(err, ValueError) and "No generation chunks were returned" in str(err):
+        # LangChain's wording when a streamed reply could not be parsed into anything (malformed response)
+        return ProviderError(f"The model at {url} sent a reply that could not be read (malformed or empty "
+                             "stream). Try again; if it persists, check that the server speaks the OpenAI API.")
     try:
         from assistant.local_llm import LocalModelError
     except ImportError:

@@ -42,7 +42,7 @@ def on_ready(self):
     if not wait_model:
         os._exit(0)
 
-original = ShopkeeperApp._on_ready
+original = ShopkeeperApp._assistant_is_ready
 def model_ready(self):
     original(self)
     print(f"model_ready {time.time()}", flush=True)
@@ -50,7 +50,7 @@ def model_ready(self):
 
 ShopkeeperApp.on_ready = on_ready
 if wait_model:
-    ShopkeeperApp._on_ready = model_ready
+    ShopkeeperApp._assistant_is_ready = model_ready
 settings = load_settings()
 if provider != "auto":
     settings.provider.name = provider

@@ -206,7 +206,7 @@ def test_cli_ask_json(small_shop, monkeypatch):
 
     model = ScriptedChatModel().enqueue_tool_call("sales_overview", {"period": "2024-02"})
     model.enqueue("February revenue was 72.50.")
-    monkeypatch.setattr("assistant.providers.make_chat_model", lambda settings: model)
+    monkeypatch.setattr("assistant.providers.make_chat_model", lambda settings, **kw: model)
     result = CliRunner().invoke(app, ["ask", "February revenue?", "--json", "--shop", str(small_shop.path)])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)

@@ -13,6 +13,11 @@ from assistant.config import load_settings
 from assistant.events import AnswerDone, ErrorEvent
 from assistant.providers import make_chat_model
 from tests.test_local_llm import _missing_local_model
+from tools.sales_overview import SPEC as SALES
+
+# One tool keeps the prompt short: these tests are about the provider paths, and a small model on a loaded 2-core
+# machine reads ~20 prompt tokens a second.
+TOOLS = (SALES,)
 
 pytestmark = pytest.mark.local_llm
 
@@ -43,7 +48,8 @@ def _run(agent: Agent, question: str):
 def test_in_process_local_model_calls_the_sales_tool(runtime, small_shop):
     settings = load_settings(provider={"name": "local"})
     model = make_chat_model(settings, runtime=runtime)
-    answer = _run(Agent(model, small_shop, settings=settings, time_budget_s=600), "What was the revenue in 2024-02?")
+    answer = _run(Agent(model, small_shop, TOOLS, settings=settings, time_budget_s=600),
+                  "What was the revenue in 2024-02?")
     assert answer is not None and not answer.incomplete
     assert "sales_overview" in [c.name for c in answer.tool_calls]
     assert answer.grounded  # every figure shown is one a tool returned (after retry/fallback if needed)
@@ -52,10 +58,11 @@ def test_in_process_local_model_calls_the_sales_tool(runtime, small_shop):
 
 def test_openai_provider_path_against_a_real_local_http_server(runtime, small_shop):
     settings = load_settings(provider={"name": "openai", "base_url": runtime.base_url, "api_key": runtime.api_key,
-                                       "model": "local", "timeout": 300})
+                                       "model": "local", "timeout": 300, "max_tokens": 64})
     model = make_chat_model(settings)
-    assert type(model).__name__ == "ChatOpenAI" and model.request_timeout == 300
-    answer = _run(Agent(model, small_shop, settings=settings, time_budget_s=600), "Say hello to the shop owner.")
+    assert type(model).__name__ == "ChatOpenAI" and model.request_timeout == 300 and model.max_tokens == 64
+    answer = _run(Agent(model, small_shop, TOOLS, settings=settings, time_budget_s=600),
+                  "Say hello to the shop owner.")
     assert answer is not None and not answer.incomplete and answer.text.strip()
     assert answer.grounded
 
@@ -63,7 +70,7 @@ def test_openai_provider_path_against_a_real_local_http_server(runtime, small_sh
 def test_openai_provider_reports_a_wrong_key_in_one_sentence(runtime, small_shop):
     settings = load_settings(provider={"name": "openai", "base_url": runtime.base_url, "api_key": "wrong-key",
                                        "model": "local", "timeout": 60, "max_retries": 0})
-    events = asyncio.run(_collect(Agent(make_chat_model(settings), small_shop, settings=settings), "hi"))
+    events = asyncio.run(_collect(Agent(make_chat_model(settings), small_shop, TOOLS, settings=settings), "hi"))
     errors = [e for e in events if isinstance(e, ErrorEvent)]
     assert len(errors) == 1 and "API key" in errors[0].message
     assert events[-1].answer.incomplete

@@ -244,14 +244,14 @@ def quote(review_id: str, text: str, limit: int = QUOTE_CHARS) -> str:
 
 def save_head(shop: Shop, model: SentimentModel) -> Path:
     """Save the shop's sentiment head atomically under ``models/reviews/``."""
-    from tools.training import swap_in
+    from local_models.text.index import swap_dir
 
     final = shop.models_dir / "reviews"
     shop.models_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".reviews-", dir=shop.models_dir))
     try:
         model.save(tmp / "sentiment.pt")
-        swap_in(tmp, final)
+        swap_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

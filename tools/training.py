@@ -56,7 +56,7 @@ def daily_sales(shop: Shop):
     return df, categories
 
 
-def swap_in(tmp: Path, final: Path) -> None:
+def _swap_in(tmp: Path, final: Path) -> None:
     """Replace ``final`` by ``tmp`` (both folders) with a rename, keeping the old one until the new one is in."""
     old = final.with_name(final.name + ".old")
     if old.exists():
@@ -69,7 +69,7 @@ def swap_in(tmp: Path, final: Path) -> None:
 
 
 def train_forecaster(shop: Shop, progress: Progress) -> TrainReport:
-    """Fit the weekly sales forecaster (with its backtest) on the shop's sales."""
+    """Fit the weekly and the daily sales forecasters (each with its backtest) on the shop's sales."""
     from local_models.forecaster import Config, Forecaster
 
     t0 = time.perf_counter()
@@ -77,28 +77,84 @@ def train_forecaster(shop: Shop, progress: Progress) -> TrainReport:
     sales, categories = daily_sales(shop)
     if sales.empty:
         raise TrainingError("The shop has no sales to learn from. Import orders first.")
-    epochs = {"n": 0}
-
-    def log(line: str) -> None:  # the fit runs twice (backtest, then all data); epochs tell how far it is
-        epochs["n"] += 1
-        progress(min(0.95, 0.05 + 0.9 * epochs["n"] / 40), f"forecaster: {line}")
-
-    progress(0.05, "fitting the forecaster (backtest, then all data)")
-    try:
-        model = Forecaster.fit(sales, Config.for_granularity("W"), granularity="W", category_map=categories or None,
-                               log=log)
-    except ValueError as err:
-        raise TrainingError(f"Cannot train the forecaster on this shop: {err}.") from err
-    final = shop.models_dir / "forecaster"
     shop.models_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".forecaster-", dir=shop.models_dir))
-    model.save(tmp)
-    swap_in(tmp, final)
-    progress(1.0, "forecaster saved")
-    bt = model.metrics.get("backtest", {})
-    summary = next((v.get("sentence") for v in bt.values() if isinstance(v, dict) and v.get("sentence")),
-                   "backtest stored with the model")
-    return TrainReport("forecaster", round(time.perf_counter() - t0, 1), model.metrics, str(final), summary)
+    models = {}
+    # The weekly model answers most questions; the daily one is fitted second. Each fit runs twice (backtest
+    # fit, then the kept fit on all data); epochs reported through `log` move the bar within its half.
+    for i, (gran, folder) in enumerate((("W", "forecaster"), ("D", "forecaster_daily"))):
+        name = "weekly" if gran == "W" else "daily"
+        epochs = {"n": 0}
+
+        def log(line: str, _i: int = i, _name: str = name) -> None:
+            epochs["n"] += 1
+            progress(min(0.5 * (_i + 1) - 0.02, 0.5 * _i + 0.05 + 0.45 * epochs["n"] / 40),
+                     f"{_name} forecaster: {line}")
+
+        progress(0.5 * i + 0.03, f"fitting the {name} forecaster (backtest, then all data)")
+        try:
+            model = Forecaster.fit(sales, Config.for_granularity(gran), granularity=gran,
+                                   category_map=categories or None, log=log)
+        except ValueError as err:
+            raise TrainingError(f"Cannot train the {name} forecaster on this shop: {err}.") from err
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder}-", dir=shop.models_dir))
+        model.save(tmp)
+        _swap_in(tmp, shop.models_dir / folder)
+        models[name] = model
+    progress(1.0, "forecasters saved")
+    weekly = models["weekly"]
+    product_bt = weekly.metrics.get("backtest", {}).get("levels", {}).get("product", {})
+    ratio = product_bt.get("mase_ratio_vs_seasonal_naive")
+    summary = (f"weekly product MASE {ratio:.2f}x the naive forecast's on the last "
+               f"{weekly.metrics['backtest']['holdout']} weeks" if ratio else "backtest stored with the model")
+    metrics = {name: m.metrics.get("backtest", {}) for name, m in models.items()}
+    return TrainReport("forecaster", round(time.perf_counter() - t0, 1), metrics,
+                       str(shop.models_dir / "forecaster"), summary)
+
+
+def purchases(shop: Shop):
+    """Completed purchases of merchandise by known customers: customer_id, product_id, order_id, timestamp (s)."""
+    with shop.connect(read_only=True) as con:
+        df = con.execute("""
+            SELECT o.customer_id, o.product_id, o.order_id, epoch(o.ordered_at)::BIGINT AS timestamp
+            FROM orders o JOIN products p USING (product_id)
+            WHERE o.status = 'ok' AND o.quantity > 0 AND o.customer_id IS NOT NULL AND p.kind = 'merchandise'
+            ORDER BY o.ordered_at, o.order_id, o.line""").df()
+    return df
+
+
+#: Training budget for the shop's recommender: the best model within it is kept (selection on validation).
+RECOMMENDER_BUDGET_S = 300
+
+
+def train_recommender(shop: Shop, progress: Progress) -> TrainReport:
+    """Fit the next-purchase recommender and the bought-together counts on the shop's completed purchases."""
+    from local_models.recommender import CoPurchase, Recommender, RecommenderConfig
+
+    t0 = time.perf_counter()
+    progress(0.02, "reading purchases")
+    df = purchases(shop)
+    if df.empty:
+        raise TrainingError("The shop has no purchases by known customers to learn from. Import orders with a "
+                            "customer id column first.")
+    progress(0.05, "counting products bought together")
+    copurchase = CoPurchase.fit(df)
+    progress(0.1, f"training the recommender (up to {RECOMMENDER_BUDGET_S // 60} minutes)")
+    try:
+        rec = Recommender.fit(df, RecommenderConfig(train={"max_time_s": RECOMMENDER_BUDGET_S, "patience": 5}))
+    except ValueError as err:
+        raise TrainingError(f"Cannot train the recommender on this shop: {err}") from err
+    progress(0.95, "saving")
+    shop.models_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".recommender-", dir=shop.models_dir))
+    rec.save(tmp)
+    copurchase.save(tmp / "copurchase.npz")
+    final = shop.models_dir / "recommender"
+    _swap_in(tmp, final)
+    progress(1.0, "recommender saved")
+    valid = rec.metrics.get("valid") or {}
+    summary = ", ".join(f"validation {k} {v:.4f}" for k, v in valid.items() if isinstance(v, float)) or \
+        "trained (no validation split: too few repeat customers)"
+    return TrainReport("recommender", round(time.perf_counter() - t0, 1), rec.metrics, str(final), summary)
 
 
 def train_reviews(shop: Shop, progress: Progress) -> TrainReport:
@@ -154,6 +210,7 @@ def train_reviews(shop: Shop, progress: Progress) -> TrainReport:
 
 JOBS: dict[str, Callable[[Shop, Progress], TrainReport]] = {
     "forecaster": train_forecaster,
+    "recommender": train_recommender,
     "reviews": train_reviews,
 }
 

@@ -114,9 +114,9 @@ class ShopkeeperApp(App[None]):
             self.call_from_thread(self.notify, str(err), title=err.title, severity="error", timeout=15)
             return
         self.assistant = assistant
-        self.call_from_thread(self._on_ready)
+        self.call_from_thread(self._assistant_is_ready)
 
-    def _on_ready(self) -> None:
+    def _assistant_is_ready(self) -> None:
         self._assistant_ready.set()
         self._set_status(self._model_line())
         self.refresh_conversations()

@@ -346,7 +346,7 @@ class ReviewIndex:
                         "kind": self.kind, "count": len(self), "config": asdict(self.config),
                         "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-            _swap_dir(tmp, path)
+            swap_dir(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -396,7 +396,7 @@ def rrf_fuse(dense_positions: np.ndarray, bm25_positions: np.ndarray, k: int, rr
     return sorted(hits.values(), key=lambda h: (-h.score, h.position))[:k]
 
 
-def _swap_dir(tmp: Path, final: Path) -> None:
+def swap_dir(tmp: Path, final: Path) -> None:
     """Put folder ``tmp`` at ``final`` by renames, removing the previous one only once the new one is in."""
     old = final.with_name(final.name + ".old")
     if old.exists():

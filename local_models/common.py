@@ -1,0 +1,169 @@
+"""Helpers shared by every local model: seeding, device choice, checkpoints, id errors.
+
+torch is imported inside the functions that need it, so a CLI that imports this module to show a
+help text or an error does not pay the seconds torch takes to import.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+
+
+class UnknownIdError(KeyError):
+    """An id (customer, product) that the model never saw in its training data.
+
+    Subclasses KeyError so ``except KeyError`` callers keep working, but prints its message plainly
+    (KeyError would otherwise show it with quotes).
+    """
+
+    title = "Unknown id"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UnknownCustomerError(UnknownIdError):
+    """A customer id with no orders in the model's training data."""
+
+    title = "Unknown customer"
+
+
+class UnknownProductError(UnknownIdError):
+    """A product id that never appeared in the model's training data."""
+
+    title = "Unknown product"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing keys or was written by an incompatible version."""
+
+    title = "Unreadable checkpoint"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) so a run can be repeated.
+
+    Args:
+        seed: The seed for every generator.
+    """
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def pick_device(prefer: str | None = None) -> "torch.device":  # noqa: F821 (torch imported lazily)
+    """Choose the device once, at the entry point: the preferred one, else CUDA when present, else CPU.
+
+    Args:
+        prefer: "cpu", "cuda", "cuda:1", ... or None for automatic choice.
+
+    Returns:
+        The torch device to put the model and batches on.
+
+    Raises:
+        ValueError: ``prefer`` asks for CUDA on a machine without it.
+    """
+    import torch
+
+    if prefer:
+        device = torch.device(prefer)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"Device {prefer!r} was asked for, but CUDA is not available here: use 'cpu'.")
+        return device
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    config: dict[str, Any],
+    state_dict: dict[str, Any],
+    id_maps: dict[str, Any],
+    metrics: dict[str, Any],
+) -> Path:
+    """Write one checkpoint dict atomically.
+
+    The dict is written to a temporary file in the same folder and then moved over ``path`` with
+    ``os.replace``, so an interrupted save leaves either the old file or the new one, never half of one.
+
+    Args:
+        path: Where the checkpoint goes (folders are created).
+        config: Plain dict (str/int/float/bool/list/dict) from which the model can be rebuilt.
+        state_dict: The model's ``state_dict()``; tensors are moved to CPU so the file loads anywhere.
+        id_maps: Plain JSON-able lists/dicts that map model indices back to shop ids.
+        metrics: Validation/test figures measured for this model.
+
+    Returns:
+        The path written.
+    """
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "config": config,
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+        "id_maps": id_maps,
+        "metrics": metrics,
+        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # Also on KeyboardInterrupt: never leave the temporary file behind.
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Uses ``weights_only=True``: the file can hold only tensors and plain containers, so loading a
+    checkpoint cannot run code. Rebuild the model from ``config`` and call
+    ``load_state_dict(ckpt["state_dict"], strict=True)``.
+
+    Args:
+        path: The checkpoint file.
+        map_location: Passed to ``torch.load`` (default: CPU).
+
+    Returns:
+        The checkpoint dict.
+
+    Raises:
+        FileNotFoundError: No file at ``path``.
+        CheckpointError: The file lacks the expected keys or has another format version.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No checkpoint at {path}: train the model first.")
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    expected = {"format_version", "config", "state_dict", "id_maps", "metrics", "trained_at"}
+    if not isinstance(ckpt, dict) or not expected <= ckpt.keys():
+        raise CheckpointError(f"{path} is not a Shopkeeper checkpoint (expected keys {sorted(expected)}).")
+    if ckpt["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format {ckpt['format_version']}, this version reads {FORMAT_VERSION}: retrain."
+        )
+    return ckpt
