@@ -223,6 +223,9 @@ class Agent:
                             yield ToolFinished(call)
         except GraphRecursionError:
             turn.hit_round_limit = True
+        # Tools of one turn run in parallel and finish in any order; report them in the order the model asked.
+        requested = {call_id: i for i, call_id in enumerate(started)}
+        turn.calls.sort(key=lambda c: requested.get(c.call_id, len(requested)))
 
 
 def _check_complete(msg: Any) -> None:

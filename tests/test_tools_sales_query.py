@@ -18,7 +18,7 @@ def test_month_totals_are_net_of_cancellations_and_compared(small_shop):
     assert t["revenue"] == 72.5 and t["orders"] == 3 and t["units"] == 7 - 1
     assert r.data["previous"]["revenue"] == 62.5 and r.data["previous"]["orders"] == 2
     assert r.data["changes_pct"]["vs_previous"]["revenue"] == 16.0  # (72.5 - 62.5) / 62.5
-    assert r.data["last_year"] is None and "not covered by the data" in r.summary
+    assert r.data["last_year"] is None and "No comparison with last year: the data starts 2024-01-05" in r.summary
     assert "72.50" in r.summary and "+16.0%" in r.summary
     assert r.evidence[0].source == "orders" and "2024-02-01..2024-02-29" in r.evidence[0].detail
 

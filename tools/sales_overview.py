@@ -131,12 +131,12 @@ def sales_overview(shop: Shop, args: SalesOverviewArgs) -> ToolResult:
                      f"({_pct(changes['vs_previous']['revenue'])}), {before['orders']:,} orders "
                      f"({_pct(changes['vs_previous']['orders'])}).")
     else:
-        lines.append("Previous period: not covered by the data.")
+        lines.append(f"No comparison with the previous period: the data starts {first:%Y-%m-%d}.")
     if last_year:
         lines.append(f"Same period last year {year.label()}: revenue {_money(last_year['revenue'], symbol)} "
                      f"({_pct(changes['vs_last_year']['revenue'])}).")
     else:
-        lines.append("Same period last year: not covered by the data.")
+        lines.append(f"No comparison with last year: the data starts {first:%Y-%m-%d}.")
     if partial:
         lines.append("Note: the period reaches beyond the shop's data, so it is incomplete.")
     if breakdown:
