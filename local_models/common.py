@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -167,3 +168,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             f"{path} has checkpoint format {ckpt['format_version']}, this version reads {FORMAT_VERSION}: retrain."
         )
     return ckpt
+
+
+def swap_dir(tmp: Path, final: Path) -> None:
+    """Put folder ``tmp`` at ``final`` by renames, removing the previous one only once the new one is in."""
+    old = final.with_name(final.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old.exists():
+        shutil.rmtree(old)

@@ -244,7 +244,7 @@ def quote(review_id: str, text: str, limit: int = QUOTE_CHARS) -> str:
 
 def save_head(shop: Shop, model: SentimentModel) -> Path:
     """Save the shop's sentiment head atomically under ``models/reviews/``."""
-    from local_models.text.index import swap_dir
+    from local_models.common import swap_dir
 
     final = shop.models_dir / "reviews"
     shop.models_dir.mkdir(parents=True, exist_ok=True)

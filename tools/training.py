@@ -7,8 +7,6 @@ A job writes into a temporary folder and swaps it in only when everything is sav
 
 from __future__ import annotations
 
-import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -16,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local_models.common import swap_dir
 from tools.errors import ShopkeeperError
 from tools.workspace import Shop
 
@@ -58,18 +57,6 @@ def daily_sales(shop: Shop):
     return df, categories
 
 
-def _swap_in(tmp: Path, final: Path) -> None:
-    """Replace ``final`` by ``tmp`` (both folders) with a rename, keeping the old one until the new one is in."""
-    old = final.with_name(final.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old.exists():
-        shutil.rmtree(old)
-
-
 def train_forecaster(shop: Shop, progress: Progress) -> TrainReport:
     """Fit the weekly and the daily sales forecasters (each with its backtest) on the shop's sales."""
     from local_models.forecaster import Config, Forecaster
@@ -100,7 +87,7 @@ def train_forecaster(shop: Shop, progress: Progress) -> TrainReport:
             raise TrainingError(f"Cannot train the {name} forecaster on this shop: {err}.") from err
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder}-", dir=shop.models_dir))
         model.save(tmp)
-        _swap_in(tmp, shop.models_dir / folder)
+        swap_dir(tmp, shop.models_dir / folder)
         models[name] = model
     progress(1.0, "forecasters saved")
     weekly = models["weekly"]
@@ -151,7 +138,7 @@ def train_recommender(shop: Shop, progress: Progress) -> TrainReport:
     rec.save(tmp)
     copurchase.save(tmp / "copurchase.npz")
     final = shop.models_dir / "recommender"
-    _swap_in(tmp, final)
+    swap_dir(tmp, final)
     progress(1.0, "recommender saved")
     valid = rec.metrics.get("valid") or {}
     summary = ", ".join(f"validation {k} {v:.4f}" for k, v in valid.items() if isinstance(v, float)) or \

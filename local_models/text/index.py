@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from local_models.common import swap_dir
 from local_models.text.tokens import tokenize
 
 if TYPE_CHECKING:
@@ -394,15 +395,3 @@ def rrf_fuse(dense_positions: np.ndarray, bm25_positions: np.ndarray, k: int, rr
     for h in hits.values():
         h.score = sum(1.0 / (rrf_k + r) for r in (h.dense_rank, h.bm25_rank) if r is not None)
     return sorted(hits.values(), key=lambda h: (-h.score, h.position))[:k]
-
-
-def swap_dir(tmp: Path, final: Path) -> None:
-    """Put folder ``tmp`` at ``final`` by renames, removing the previous one only once the new one is in."""
-    old = final.with_name(final.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old.exists():
-        shutil.rmtree(old)
