@@ -315,7 +315,8 @@ def quarantine_cmd(
 @app.command("train")
 def train_cmd(
     what: Annotated[str | None, typer.Argument(
-        help="Which model: forecaster, recommender, reviews, or all (default).")] = None,
+        help="Which model: analytics (churn model, basket pairs), forecaster, recommender, reviews, or all "
+             "(default).")] = None,
     shop: ShopOption = None,
 ) -> None:
     """Train the shop's models. The previous models stay in use until the new ones are completely saved."""

@@ -6,7 +6,7 @@ When the chat model is remote, it is wrapped in :class:`PrivateChatModel`:
   (``CUST-0001``); the mapping stays in memory on this machine, and pseudonyms in the model's replies (its text and
   its tool-call arguments) are turned back into the real ids before anything is shown or run;
 * personal data in free text (emails, phone numbers, Chinese resident ids, card numbers, street addresses) is
-  redacted (:func:`redact`);
+  redacted (:func:`local_models.text.pii.redact`, the same redactor that cleans review text before indexing);
 * every request body that goes to the endpoint is appended to the shop's ``audit.log`` (JSON lines, owner-only),
   from the HTTP client itself, so the log shows exactly what was sent. Keys are never logged.
 
@@ -24,48 +24,10 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from local_models.text.pii import redact
+
 ALIAS = re.compile(r"CUST-\d{4,6}")
 _TOKEN = re.compile(r"[A-Za-z0-9_\-]+")
-
-# Personal data in free text. Card numbers and Chinese resident ids are only redacted when their checksums hold,
-# so order numbers and SKUs of the same length survive.
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-_CN_ID = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")
-_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
-_CN_MOBILE = re.compile(r"(?<!\d)(?:\+?86[ -]?)?1[3-9]\d[ -]?\d{4}[ -]?\d{4}(?!\d)")
-_PHONE = re.compile(r"(?<![\w+])\+\d{1,3}[ -]?(?:\(?\d{1,4}\)?[ -]?){2,4}\d{2,4}(?!\d)|"
-                    r"(?<!\d)\(?0\d{2,4}\)?[ -]?\d{3,4}[ -]?\d{3,4}(?!\d)")
-_ADDRESS = re.compile(r"(?i)\b\d{1,5}\s+(?:[A-Z][a-z]+\s){1,3}(?:street|st|road|rd|avenue|ave|lane|ln|drive|dr|"
-                      r"way|close|court|place|square|boulevard|blvd)\b\.?|"
-                      r"(?:[\u4e00-\u9fff]{2}省)?[\u4e00-\u9fff]{2}市[\u4e00-\u9fff]{1,4}(?:区|县)"
-                      r"[\u4e00-\u9fff\d]{1,20}?(?:路|街|道)[\d\-]+号")
-
-
-def _luhn(digits: str) -> bool:
-    total, alt = 0, False
-    for ch in reversed(digits):
-        d = int(ch)
-        if alt:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-        alt = not alt
-    return total % 10 == 0
-
-
-def _cn_id_ok(value: str) -> bool:
-    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-    check = "10X98765432"[sum(int(c) * w for c, w in zip(value[:17], weights)) % 11]
-    return value[17].upper() == check
-
-
-def redact(text: str) -> str:
-    """Replace personal data in ``text`` with ``[email]``, ``[phone]``, ``[id-number]``, ``[card]``, ``[address]``."""
-    text = _EMAIL.sub("[email]", text)
-    text = _CN_ID.sub(lambda m: "[id-number]" if _cn_id_ok(m.group()) else m.group(), text)
-    text = _CN_MOBILE.sub("[phone]", text)
-    text = _PHONE.sub("[phone]", text)
-    text = _CARD.sub(lambda m: "[card]" if _luhn(re.sub(r"\D", "", m.group())) else m.group(), text)
-    return _ADDRESS.sub("[address]", text)
 
 
 class Pseudonymizer:

@@ -129,6 +129,20 @@ def test_churn_model_is_cached_and_gives_the_same_answer(slice_shop):
     assert ps == sorted(ps, reverse=True)
 
 
+def test_the_analytics_training_step_warms_both_caches(slice_shop):
+    """`shopkeeper train analytics` (also run by `shopkeeper demo`) leaves the first questions nothing to fit."""
+    from tools.training import train
+
+    for cache in ("churn/model.json", "basket/pairs.json"):
+        (slice_shop.models_dir / cache).unlink(missing_ok=True)
+    steps = []
+    [report] = train(slice_shop, "analytics", lambda frac, text: steps.append(frac))
+    assert report.name == "analytics" and steps[-1] == 1.0
+    assert (slice_shop.models_dir / "basket" / "pairs.json").exists() and "basket pairs counted" in report.summary
+    assert CHURN.run(slice_shop, top_k=3).data["model"]["cached"] is True
+    assert "from cache" in BASKET.run(slice_shop).evidence[0].detail
+
+
 def test_churn_segment_filter(slice_shop):
     r = CHURN.run(slice_shop, segment="champions", top_k=50)
     assert r.data["customers"] and all(c["segment"] == "champions" for c in r.data["customers"])

@@ -17,15 +17,15 @@ from tools.workspace import Shop
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("write to alice.smith+shop@example.co.uk today", "write to [email] today"),
-    ("call 13812345678 or +86 138 1234 5678", "call [phone] or [phone]"),
-    ("UK office +44 20 7946 0958", "UK office [phone]"),
-    ("id 11010519491231002X", "id [id-number]"),            # valid checksum
+    ("write to alice.smith+shop@example.co.uk today", "write to [EMAIL] today"),
+    ("call 13812345678 or +86 138 1234 5678", "call [PHONE] or [PHONE]"),
+    ("UK office +44 20 7946 0958", "UK office [PHONE]"),
+    ("id 11010519491231002X", "id [ID]"),            # valid checksum
     ("id 110105194912310021", "id 110105194912310021"),     # checksum wrong: not an id
-    ("card 4111 1111 1111 1111", "card [card]"),             # Luhn-valid test card
+    ("card 4111 1111 1111 1111", "card [CARD]"),             # Luhn-valid test card
     ("order 4111 1111 1111 1112", "order 4111 1111 1111 1112"),  # fails Luhn: left alone
-    ("ship to 221 Baker Street please", "ship to [address] please"),
-    ("寄到北京市朝阳区建国路88号", "寄到[address]"),
+    ("ship to 221 Baker Street please", "ship to [ADDRESS] please"),
+    ("寄到北京市朝阳区建国路88号", "寄到[ADDRESS]"),
 ])
 def test_redaction(text, expected):
     assert redact(text) == expected
@@ -70,7 +70,7 @@ def test_remote_model_sees_no_customer_id_or_personal_data(private_shop):
     sent = b"\n".join(server.raw_bodies).decode()
     for value in PLANTED + PII:
         assert value not in sent, f"{value} reached the remote model"
-    assert "CUST-0001" in sent and "[email]" in sent
+    assert "CUST-0001" in sent and "[EMAIL]" in sent
     # the answer shown locally has the real id back, and the tool really ran on real data
     assert "15311" in answer.text and answer.grounded
     assert answer.tool_calls[0].ok and answer.tool_calls[0].result["data"]["rows"][0]["customer_id"] == "15311"

@@ -95,6 +95,13 @@ def _all_pairs(shop: Shop, con, min_count: int) -> tuple[dict[str, Any], bool]:
     return doc, False
 
 
+def warm_cache(shop: Shop, con) -> int:
+    """Count and cache the shop's pairs at the default floor (a training step); returns how many were cached."""
+    n = scalar(con, f"SELECT count(DISTINCT order_id) FROM ({BASKETS})")
+    doc, _ = _all_pairs(shop, con, max(1, math.ceil(DEFAULT_SUPPORT_ALL * n - 1e-9)))
+    return len(doc["pairs"])
+
+
 def _pairs_of(con, product_id: str, min_count: int) -> tuple[list[tuple[str, int]], int, dict[str, int]]:
     """(partner, orders together) of one product, its order count and the partners' order counts."""
     rows = con.execute(f"""

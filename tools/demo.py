@@ -44,4 +44,7 @@ def build_demo_shop(path: Path, progress: Callable[[str, str, float], None] | No
         reports.append(import_file(shop, data / name, kind, collection=collection, progress=step))
     with shop.connect() as con:  # the retailer sells in pounds sterling
         con.execute("INSERT OR REPLACE INTO meta VALUES ('currency_symbol', '£')")
+    # Seconds now rather than on the operator's first churn or bought-together question.
+    from tools.training import train_analytics
+    train_analytics(shop, lambda frac, text: progress("analytics", text, frac) if progress else None)
     return reports
