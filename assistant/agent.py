@@ -31,6 +31,7 @@ from assistant.events import (
     ToolStarted,
 )
 from assistant.grounding import check
+from assistant.hints import period_hint
 from assistant.providers import translate_error
 from tools.base import ToolSpec
 from tools.errors import ShopkeeperError
@@ -133,7 +134,8 @@ class Agent:
         messages: list[Any] = []
         for q, a in history:
             messages += [HumanMessage(q), AIMessage(a)]
-        messages.append(HumanMessage(question))
+        hint = period_hint(question, lang)  # "in 2011" -> period='2011' (assistant/hints.py says why)
+        messages.append(HumanMessage(f"{question}\n{hint}" if hint else question))
         calls: list[ToolCall] = []
         draft = ""
         first_token: float | None = None

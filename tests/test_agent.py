@@ -47,6 +47,31 @@ def test_tool_call_then_grounded_answer(small_shop):
     assert "Sources: orders" in tool_msg.content and "72.50" in tool_msg.content
 
 
+def test_dates_in_the_question_reach_the_model_as_period_values(small_shop):
+    model = ScriptedChatModel().enqueue("Ok.").enqueue("好。")
+    final(run(Agent(model, small_shop), "How many orders in February 2024?"))
+    assert model.history[0][-1].content == ("How many orders in February 2024?\n"
+                                            "(Dates in this question: period='2024-02' (2024-02-01..2024-02-29).)")
+    run(Agent(model, small_shop), "2024年2月有多少订单？")
+    assert model.history[1][-1].content.endswith("（问题中的时间：period='2024-02' (2024-02-01..2024-02-29)）")
+
+
+@pytest.mark.parametrize("question, periods", [
+    ("How many customers bought from us in 2011?", ["2011"]),
+    ("What were sales in March 2011?", ["2011-03"]),
+    ("Sales on 5 March 2011 and on March 6, 2011?", ["2011-03-05", "2011-03-06"]),
+    ("2010年12月一共卖出了多少件商品？", ["2010-12"]),
+    ("2011年3月5日的订单", ["2011-03-05"]),
+    ("revenue 2011-11 vs 2011/10", ["2011-11", "2011-10"]),
+    ("上个月的销售额是多少？", []),
+    ("What was our revenue last month? Order 20110305, SKU 2011-A", []),
+])
+def test_period_hints(question, periods):
+    from assistant.hints import explicit_periods
+
+    assert explicit_periods(question) == periods
+
+
 def test_two_tools_in_one_turn(small_shop):
     model = ScriptedChatModel().enqueue_tool_call(
         "sales_overview", {"period": "2024-01"}, ("query_data", {"sql": "SELECT count(*) AS n FROM customers"}))

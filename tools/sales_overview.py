@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from tools.base import Evidence, ToolInputError, ToolResult, ToolSpec
 from tools.periods import PERIOD_HELP, PERIOD_PATTERN, Period, resolve_period
-from tools.workspace import Shop, fetch_dicts
+from tools.workspace import Shop, fetch_dicts, scalar
 
 # Revenue and units are net of cancellations and returns: their lines carry negative quantities, so a big order
 # cancelled the same day (the demo has one of 80,995 units) does not count as a sale.
@@ -87,6 +87,7 @@ def sales_overview(shop: Shop, args: SalesOverviewArgs) -> ToolResult:
         before = _totals(con, prev) if covered(prev) else None
         last_year = _totals(con, year) if covered(year) else None
         breakdown: list[dict] = []
+        groups_total = None
         if args.group_by != "none":
             key = GROUPS[args.group_by]
             # Postage and fees are part of revenue but are not products to rank.
@@ -100,6 +101,10 @@ def sales_overview(shop: Shop, args: SalesOverviewArgs) -> ToolResult:
                 FROM orders o LEFT JOIN products p USING (product_id)
                 WHERE {SOLD_O} AND o.ordered_at >= ? AND o.ordered_at < ? {merch}
                 GROUP BY key ORDER BY {order} LIMIT {args.limit}""", [period.start, period.end])
+            # "How many countries / products?" is answered by the group count, not by the top rows.
+            groups_total = scalar(con, f"""
+                SELECT count(DISTINCT {key}) FROM orders o LEFT JOIN products p USING (product_id)
+                WHERE {SOLD_O} AND o.ordered_at >= ? AND o.ordered_at < ? {merch}""", [period.start, period.end])
             if args.group_by != "product":
                 for row in breakdown:
                     row.pop("title")
@@ -145,7 +150,8 @@ def sales_overview(shop: Shop, args: SalesOverviewArgs) -> ToolResult:
         shown = breakdown[:12] if args.group_by in ("day", "week", "month") else breakdown[:5]
         head = ", ".join(f"{r['key']}{' ' + r['title'] if r.get('title') else ''} {_money(r['revenue'], symbol)}"
                          for r in shown)
-        lines.append(f"By {args.group_by}: {head}.")
+        noun = {"country": "countries", "category": "categories"}.get(args.group_by, f"{args.group_by}s")
+        lines.append(f"By {args.group_by} ({groups_total:,} {noun} in the period): {head}.")
     if movers and before:
         lines.append("Top movers vs previous period: " + ", ".join(
             f"{m['product_id']} {m['title'] or ''} {'+' if m['change'] >= 0 else ''}{m['change']:,.2f}".replace(
@@ -156,7 +162,8 @@ def sales_overview(shop: Shop, args: SalesOverviewArgs) -> ToolResult:
             "previous_period": {"start": prev.start, "end": prev.last_day},
             "same_period_last_year": {"start": year.start, "end": year.last_day},
             "currency_symbol": symbol, "totals": now, "previous": before, "last_year": last_year,
-            "changes_pct": changes, "breakdown": breakdown, "group_by": args.group_by, "top_movers": movers,
+            "changes_pct": changes, "breakdown": breakdown, "group_by": args.group_by, "groups_total": groups_total,
+            "top_movers": movers,
             "incomplete_period": partial}
     return ToolResult(" ".join(lines), data, evidence, kind="sales")
 

@@ -1,0 +1,76 @@
+"""Explicit dates in a question, turned into the tools' period names and handed to the model next to the question.
+
+A small local model reads "in 2011" and still asks for ``last_year`` or ``all`` (the agent benchmark caught it on
+about a third of the dated questions), although the system prompt spells out the mapping. The mapping is not a
+judgement call, so code does it: :func:`period_hint` finds the years, months and days named in the question
+("November 2011", "2011年3月", "2010-12", "in 2011") and returns one line that names the matching ``period`` values
+and their dates, appended to the question the model sees (the conversation keeps the question as asked).
+Relative periods ("last month", "上周") are left to the model and the system prompt: they have a name already.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+
+from assistant.grounding import normalise
+
+_MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
+_MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
+_MONTH_WORD = "|".join(sorted(_MONTHS, key=len, reverse=True))
+_PATTERNS = (
+    # 2011年3月5日, 2011年3月, 2011年
+    re.compile(r"(?<!\d)(?P<y>(?:19|20)\d{2})\s*年(?:\s*(?P<m>\d{1,2})\s*月(?:\s*(?P<d>\d{1,2})\s*[日号])?)?"),
+    # 2011-03-05, 2011-03, 2011/3
+    re.compile(r"(?<!\d)(?P<y>(?:19|20)\d{2})[-/](?P<m>\d{1,2})(?:[-/](?P<d>\d{1,2}))?(?!\d)"),
+    # 5 March 2011, March 2011, March 5, 2011
+    re.compile(rf"(?i)(?:(?P<d>\d{{1,2}})\s+)?\b(?P<mw>{_MONTH_WORD})\.?\s+(?:(?P<d2>\d{{1,2}}),?\s+)?"
+               r"(?P<y>(?:19|20)\d{2})(?!\d)"),
+    # a bare year: "in 2011", "2011's"
+    re.compile(r"(?<![\d-])(?P<y>(?:19|20)\d{2})(?![\d年-])"),
+)
+
+
+def explicit_periods(question: str) -> list[str]:
+    """The period values (``2011``, ``2011-03``, ``2011-03-05``) for the dates the question names, in order."""
+    text = normalise(question)
+    found: list[tuple[int, str]] = []
+    taken: list[range] = []
+    for pattern in _PATTERNS:
+        for m in pattern.finditer(text):
+            span = range(m.start(), m.end())
+            if any(span.start < t.stop and t.start < span.stop for t in taken):
+                continue  # already read by a more specific pattern
+            groups = m.groupdict()
+            month = _MONTHS.get((groups.get("mw") or "").lower()) or (int(groups["m"]) if groups.get("m") else None)
+            day = groups.get("d") or groups.get("d2")
+            if month is not None and not 1 <= month <= 12:
+                continue
+            value = groups["y"] + (f"-{month:02d}" if month else "") + (f"-{int(day):02d}" if month and day else "")
+            taken.append(span)
+            found.append((m.start(), value))
+    out: list[str] = []
+    for _, value in sorted(found):
+        if value not in out:
+            out.append(value)
+    return out
+
+
+def _dates(period: str) -> str:
+    parts = [int(p) for p in period.split("-")]
+    if len(parts) == 1:
+        return f"{parts[0]}-01-01..{parts[0]}-12-31"
+    if len(parts) == 2:
+        return f"{period}-01..{period}-{calendar.monthrange(parts[0], parts[1])[1]:02d}"
+    return period
+
+
+def period_hint(question: str, language: str = "en") -> str:
+    """One line naming the tools' ``period`` for each date in ``question``; empty when it names none."""
+    periods = explicit_periods(question)
+    if not periods:
+        return ""
+    listed = ", ".join(f"period='{p}' ({_dates(p)})" for p in periods)
+    if language == "zh":
+        return f"（问题中的时间：{listed}）"
+    return f"(Dates in this question: {listed}.)"
