@@ -122,6 +122,10 @@ def score(question: dict[str, Any], answer: Any, seconds: float, expected: list[
         "fallback": getattr(answer, "fallback", ""), "incomplete": getattr(answer, "incomplete", True),
         "error": error or getattr(answer, "error", ""),
         "seconds": round(seconds, 1), "answer": text,
+        # what the grounding benchmark replays: each call's text and data as the model saw them
+        "tool_results": [{"call_id": c.call_id, "name": c.name, "ok": c.ok, "summary": c.summary,
+                          "data": (c.result or {}).get("data")} for c in calls],
+        "draft_unmatched": list(getattr(answer, "ungrounded", []) or []),
     }
 
 

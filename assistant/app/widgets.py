@@ -150,7 +150,8 @@ class ToolLine(Collapsible):
 
 def evidence_markdown(answer: Answer) -> str:
     lines = ["| figure | tool | call |", "| --- | --- | --- |"]
-    lines += [f"| {c.figure} | {c.tool} | `{c.call_id}` |" for c in answer.citations]
+    lines += [f"| {c.figure} | {c.tool}{f' ({c.derivation})' if c.derivation else ''} | `{c.call_id}` |"
+              for c in answer.citations]
     sources = []
     for call in answer.tool_calls:
         for ev in (call.result or {}).get("evidence", []):
