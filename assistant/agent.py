@@ -36,6 +36,7 @@ from assistant.providers import translate_error
 from tools.base import ToolSpec
 from tools.errors import ShopkeeperError
 from tools.registry import ALL_TOOLS
+from tools.untrusted import strip_links
 from tools.workspace import Shop
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -180,6 +181,7 @@ class Agent:
             yield ErrorEvent(err.title, str(err))
             yield AnswerDone(_incomplete(draft, lang, calls, str(err), start, thread_id))
             return
+        text, _ = strip_links(text)  # no tool returns a URL: one in an answer came from quoted data
         timings = {"total": round(time.perf_counter() - start, 3),
                    "tools": round(sum(c.seconds for c in calls), 3)}
         if first_token is not None:

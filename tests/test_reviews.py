@@ -215,7 +215,7 @@ def test_search_finds_planted_english_review(review_shop):
     assert "plant-en" in ids[:2]
     row = result.data["reviews"][ids.index("plant-en")]
     assert row["quote"].startswith("«review plant-en: ") and row["quote"].endswith("»")
-    assert "quoted customer review data" in result.summary and "«review plant-en:" in result.summary
+    assert "quoted customer data" in result.summary and "«review plant-en:" in result.summary
 
 
 def test_search_finds_planted_chinese_review(review_shop):

@@ -12,6 +12,7 @@ import time
 
 from pydantic import BaseModel, Field
 
+from tools import untrusted
 from tools.base import Evidence, ToolInputError, ToolResult, ToolSpec, jsonable
 from tools.workspace import Shop, process_lock
 
@@ -89,7 +90,9 @@ def query_data(shop: Shop, args: QueryDataArgs) -> ToolResult:
     columns, rows, truncated = run_query(shop, args.sql, args.max_rows)
     elapsed = time.perf_counter() - t0
     table = [dict(zip(columns, jsonable(list(r)))) for r in rows]
-    shown = "\n".join(" | ".join(str(v) for v in r.values()) for r in table[:20])
+    # a query can return text customers wrote (a review, a note): the model reads such cells as quoted data
+    shown = "\n".join(" | ".join(untrusted.spotlight("text", v) if untrusted.is_free_text(v) else str(v)
+                                  for v in r.values()) for r in table[:20])
     summary = (f"Query: {args.sql.strip()}\n{len(rows)} row(s){' (more rows were cut off)' if truncated else ''}"
                f":\n{' | '.join(columns)}\n{shown}")
     data = {"sql": args.sql.strip(), "columns": columns, "rows": table, "truncated": truncated,

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from tools import review_store
+from tools import review_store, untrusted
 from tools.base import Evidence, ToolInputError, ToolResult, ToolSpec
 from tools.workspace import Shop
 
@@ -96,7 +96,9 @@ def review_insights(shop: Shop, args: ReviewInsightsArgs) -> ToolResult:
             quotes = [review_store.quote(q, by_id[q], 200) for q in t.quote_ids]
             theme_rows.append({"polarity": polarity, "theme": t.label, "reviews": t.count,
                                "share": round(t.count / counts[polarity], 4), "trend": t.trend or "n/a",
-                               "example_ids": ", ".join(t.quote_ids), "terms": t.terms, "quotes": quotes})
+                               "example_ids": ", ".join(t.quote_ids), "terms": t.terms, "quotes": quotes,
+                               "model_quotes": [review_store.quote(q, by_id[q], 200, for_model=True)
+                                                for q in t.quote_ids]})
             quote_rows += [{"polarity": polarity, "theme": t.label, "review_id": q, "quote": s}
                            for q, s in zip(t.quote_ids, quotes)]
     label = "all reviews" if kind == "all" else f"{kind} {value}"
@@ -110,9 +112,9 @@ def review_insights(shop: Shop, args: ReviewInsightsArgs) -> ToolResult:
             word = "Complaint" if polarity == "negative" else "Praise"
             lines.append(f"{word} themes (of {counts[polarity]:,} {polarity} reviews"
                          f"{f', a sample of {sampled[polarity]:,} clustered' if polarity in sampled else ''}): " +
-                         "; ".join(f"{t['theme']} — {t['reviews']} review{'s' if t['reviews'] != 1 else ''} ({t['share']:.0%}"
+                         "; ".join(f"{_label(t)} — {t['reviews']} review{'s' if t['reviews'] != 1 else ''} ({t['share']:.0%}"
                                    f"{', ' + t['trend'] if t['trend'] != 'n/a' else ''})" for t in mine) + ".")
-            lines += [f"  {t['theme']}: " + " ".join(t["quotes"][:2]) for t in mine[:3]]
+            lines += [f"  {_label(t)}: " + " ".join(t["model_quotes"][:2]) for t in mine[:3]]
     if theme_rows:
         lines.append(review_store.DATA_NOTE)
     lines += notes
@@ -126,7 +128,14 @@ def review_insights(shop: Shop, args: ReviewInsightsArgs) -> ToolResult:
         evidence.append(Evidence(head_source.split(" ")[0], head_source))
     data = {"target": {"kind": kind, "value": value}, "sentiment": sentiment, "themes": theme_rows,
             "quotes": quote_rows, "note": review_store.DATA_NOTE}
+    for t in theme_rows:
+        t.pop("model_quotes")
     return ToolResult("\n".join(lines), data, tuple(evidence), kind="table")
+
+
+def _label(theme: dict) -> str:
+    """A theme's label is made of words customers wrote, so the model reads it as quoted data too."""
+    return untrusted.spotlight("theme", theme["theme"])
 
 
 SPEC = ToolSpec("review_insights", ReviewInsightsArgs, review_insights)

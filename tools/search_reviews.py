@@ -98,8 +98,8 @@ def search_reviews(shop: Shop, args: SearchReviewsArgs) -> ToolResult:
     where = describe(args.filters)
     if rows:
         head = f"{len(rows)} reviews match {args.query!r} ({where}; {args.mode} search over {len(index):,} reviews)."
-        body = "\n".join(f"- {r['quote']}" + (f" ({r['rating']:.0f}★)" if r["rating"] is not None else "")
-                         for r in rows)
+        body = "\n".join(f"- {review_store.quote(r['review_id'], _with_title(meta.iloc[h.position]), for_model=True)}"
+                         + (f" ({r['rating']:.0f}★)" if r["rating"] is not None else "") for r, h in zip(rows, hits))
         summary = f"{head} {review_store.DATA_NOTE}\n{body}"
     else:
         summary = f"No reviews match {args.query!r} ({where})."
