@@ -46,8 +46,11 @@ def datamark(text: str) -> str:
 
 
 def spotlight(label: str, text: str | None, limit: int | None = None) -> str:
-    """``«label: datamarked text»``: a piece of untrusted text as a model should read it."""
-    return f"{OPEN}{label}: {datamark(plain(text, limit))}{CLOSE}"
+    """``«label: datamarked text»``: a piece of untrusted text as a model should read it, personal data redacted
+    first (datamarking joins the parts of a phone or card number, which the redactor would then no longer see)."""
+    from local_models.text.pii import redact
+
+    return f"{OPEN}{label}: {datamark(redact(plain(text, limit)))}{CLOSE}"
 
 
 def is_free_text(value: object) -> bool:
