@@ -219,3 +219,16 @@ async def test_layout_fits_small_terminals(small_shop, size):
         assert app.query_one("#sidebar").display is (size[0] >= 100)
         assert isinstance(app.query_one(Collapsible, expect_type=Collapsible) if app.query(Collapsible) else None,
                           (Collapsible, type(None)))
+
+
+async def test_a_withdrawn_draft_then_a_failed_rewrite_ends_with_the_tool_summaries(small_shop):
+    """Two Revising events in one answer (retry, then fallback), after a tool error: the answer still ends."""
+    model = ScriptedChatModel().enqueue_tool_call("sales_overview", {"period": "1999"})
+    model.enqueue("Revenue was 999.99.").enqueue("Revenue was 888.88.")
+    app = make_app(small_shop, model)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ask(pilot, "How were sales?")
+        turn = app.query_one(Turn)
+        assert "999.99" not in turn.answer_view.source and "888.88" not in turn.answer_view.source
+        assert "Draft withdrawn" in " ".join(str(n.render()) for n in turn.query(".note"))
+        assert not app.query_one("#prompt", Input).has_class("-busy")

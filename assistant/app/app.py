@@ -178,7 +178,7 @@ class ShopkeeperApp(App[None]):
                 elif isinstance(event, ToolFinished):
                     await turn.finish_tool(event.call)
                 elif isinstance(event, Revising):
-                    await stream.stop()
+                    await _stop(stream)
                     await turn.answer_view.update("")
                     how = "rewriting it" if event.how == "retry" else "showing the tool results instead"
                     await turn.note(f"Draft withdrawn: {', '.join(event.ungrounded) or 'figures'} not found in any "
@@ -187,14 +187,14 @@ class ShopkeeperApp(App[None]):
                 elif isinstance(event, ErrorEvent):
                     self.notify(event.message, title=event.title, severity="error", timeout=10)
                 elif isinstance(event, AnswerDone):
-                    await stream.stop()
+                    await _stop(stream)
                     await turn.show_answer(event.answer)
                     if not event.answer.incomplete:
                         self.thread_id = event.answer.thread_id
                 chat.call_after_refresh(chat.scroll_end, animate=False)
             self.refresh_conversations()  # after the stream has ended, i.e. after the turn was saved
         finally:
-            await stream.stop()
+            await _stop(stream)
             if self._answering is turn:  # not already ended by action_cancel
                 self._end_answer()
 
@@ -449,3 +449,12 @@ def create_app(shop: Shop, settings: Settings, assistant_factory: AssistantFacto
 
 
 __all__ = ["ShopkeeperApp", "create_app", "result_view"]
+
+
+async def _stop(stream: Any) -> None:
+    """Stop a Markdown stream. A stream whose task has not run yet (created just before the answer ended) would,
+    when cancelled, raise CancelledError into the caller (Textual 8's MarkdownStream.stop awaits the cancelled
+    task), ending the answer worker as if Escape had been pressed and leaving the prompt locked; one pass of the
+    event loop lets the task start first."""
+    await asyncio.sleep(0)
+    await stream.stop()
