@@ -155,6 +155,15 @@ def test_past_week_is_planned_as_of_then_with_actuals(planner_shop):
         SPEC.run(planner_shop, week="2024-01-10")
 
 
+def test_a_date_just_after_the_data_is_next_week_and_a_far_one_an_error(planner_shop):
+    nxt = SPEC.run(planner_shop, k=3)
+    last = nxt.data["week"]["history_until"]
+    soon = SPEC.run(planner_shop, week=str(last + dt.timedelta(days=6)), k=3, category="all")
+    assert soon.data["week"] == nxt.data["week"] and soon.data["picks"] == nxt.data["picks"]
+    with pytest.raises(ToolInputError, match="between"):
+        SPEC.run(planner_shop, week=str(last + dt.timedelta(days=30)))
+
+
 def test_small_shop_without_enough_history_says_what_to_do(small_shop):
     with pytest.raises(ToolInputError, match="needs 8 weeks of sales history"):
         SPEC.run(small_shop)

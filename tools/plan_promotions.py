@@ -182,17 +182,23 @@ def plan_promotions(shop: Shop, args: PlanPromotionsArgs) -> ToolResult:
     with shop.connect(read_only=True) as con:
         first, last = sales_span(con)
         earliest = first + dt.timedelta(days=7 * MIN_HISTORY_WEEKS)
-        if args.week == "next":
+        week = args.week
+        if week != "next":
+            try:
+                asked = dt.date.fromisoformat(week)
+            except ValueError as err:
+                raise ToolInputError(f"Bad date {week!r}: {err}. Write it as YYYY-MM-DD or use 'next'.") from err
+            # A day just after the data ends is the week to come ("next week" written as a date): the same plan.
+            if last < asked <= last + dt.timedelta(days=14):
+                week = "next"
+        if week == "next":
             cutoff = last + dt.timedelta(days=1)
             if cutoff < earliest:
                 raise ToolInputError(f"Planning needs {MIN_HISTORY_WEEKS} weeks of sales history (momentum compares "
                                      f"the last 2 weeks with the 6 before); this shop's data covers {first}..{last}. "
                                      "Import more orders, or use sales_overview for what sold so far.")
         else:
-            try:
-                cutoff = dt.date.fromisoformat(args.week)
-            except ValueError as err:
-                raise ToolInputError(f"Bad date {args.week!r}: {err}. Write it as YYYY-MM-DD or use 'next'.") from err
+            cutoff = asked
             if not earliest <= cutoff <= last:
                 raise ToolInputError(f"Plan a week starting between {earliest} and {last} ({MIN_HISTORY_WEEKS} weeks "
                                      "of history are needed), or use week='next'.")
@@ -234,7 +240,7 @@ def plan_promotions(shop: Shop, args: PlanPromotionsArgs) -> ToolResult:
     candidates = pool["product_id"].tolist()
     notes: dict[str, str] = {}
     forecasts, detail = None, ""
-    if args.week == "next":
+    if week == "next":
         forecasts, notes["forecast"], detail = _forecasts(shop, sales, cutoff, candidates)
         if forecasts == {}:
             notes["forecast"] = ("no candidate has enough selling weeks for the weekly model: expected units are a "
