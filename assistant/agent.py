@@ -140,9 +140,9 @@ class Agent:
         calls: list[ToolCall] = []
         draft = ""
         first_token: float | None = None
+        turn = _Turn()
         try:
             async with asyncio.timeout(self.time_budget_s):
-                turn = _Turn()
                 async for event in self._run(lang, messages, turn, start):
                     yield event
                 calls += turn.calls
@@ -171,10 +171,23 @@ class Agent:
         except TimeoutError:
             err = ShopkeeperError(f"No answer within the time budget of {self.time_budget_s:.0f} s. Ask a narrower "
                                   "question, or raise agent.time_budget_s.", title="Time budget")
+            calls = list({c.call_id: c for c in [*calls, *turn.calls]}.values())
             yield ErrorEvent(err.title, str(err))
             yield AnswerDone(_incomplete(draft, lang, calls, str(err), start, thread_id))
             return
         except Exception as exc:  # noqa: BLE001 - translated below; anything unknown is re-raised
+            calls = list({c.call_id: c for c in [*calls, *turn.calls]}.values())  # the tools that did run
+            done = [c for c in calls if c.ok]
+            if getattr(exc, "cut_off", False) and done:
+                # The model's wording ran past max_tokens after the tools had answered: show what they found.
+                yield Revising([], "tool_summaries")
+                text = _fallback_text(done, lang, reason="long")
+                report = check(text, done, question)
+                yield AnswerDone(Answer(text=text, language=lang, tool_calls=done, citations=report.citations,
+                                        grounded=report.grounded, revised=True, fallback="tool_summaries",
+                                        timings={"total": round(time.perf_counter() - start, 3)},
+                                        thread_id=thread_id))
+                return
             err = translate_error(exc, self.settings)
             if err is None:
                 raise
@@ -256,11 +269,13 @@ def _fallback_text(calls: Sequence[ToolCall], lang: str, *, reason: str) -> str:
                 "I could not back the figures of that answer with any tool result, so I won't state them. Try "
                 "asking about a specific period, product or customer group.")
     if lang == "zh":
-        head = "以下是工具的原始结果" + ("（模型的措辞无法用工具结果核实）：" if reason == "ungrounded"
-                                        else "（分析步骤达到上限）：")
+        head = "以下是工具的原始结果" + {"ungrounded": "（模型的措辞无法用工具结果核实）：",
+                                        "long": "（模型的回答过长，未能写完）："}.get(reason, "（分析步骤达到上限）：")
     else:
-        head = ("Here is what the tools found (the model's wording could not be verified against them):"
-                if reason == "ungrounded" else "Here is what the tools found (the step limit was reached):")
+        head = {"ungrounded": "Here is what the tools found (the model's wording could not be verified against "
+                              "them):",
+                "long": "Here is what the tools found (the model's answer ran too long to finish):"}.get(
+            reason, "Here is what the tools found (the step limit was reached):")
     return head + "\n\n" + "\n\n".join(f"**{c.name}**: {c.summary}" for c in ok)
 
 

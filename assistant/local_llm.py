@@ -46,6 +46,13 @@ class LocalModelError(Exception):
     title = "Local model error"
 
 
+class ReplyCutOff(LocalModelError):
+    """The reply hit ``max_tokens`` before its JSON was complete. ``cut_off`` tells the agent it may fall back to
+    the tools' own results instead of failing the answer."""
+
+    cut_off = True
+
+
 class ModelFileError(LocalModelError):
     """The GGUF model file is missing, incomplete or not the pinned one."""
 
@@ -571,6 +578,7 @@ _REPLY_RULES = (
     "Reply with one JSON object and nothing else:\n"
     '{{"tool":"<tool name>","arguments":{{...}}}} to call a tool, or\n'
     '{{"tool":"{answer}","arguments":{{"text":"<your reply to the user>"}}}} to reply.\n'
+    "Leave out arguments marked ? unless the question asks for them.\n"
     'Once a tool result answers the question, reply with "{answer}" and quote its numbers.'
 ).format(answer=ANSWER_TOOL)
 
@@ -645,15 +653,25 @@ def build_reply_schema(specs: Sequence[Mapping[str, Any]], tool_choice: Any = No
     return options[0] if len(options) == 1 else {"anyOf": options}
 
 
+def _kind(prop: Mapping[str, Any]) -> str:
+    if "enum" in prop:
+        return "|".join(json.dumps(v, ensure_ascii=False) for v in prop["enum"])
+    if "anyOf" in prop:  # Optional[...] and unions: null|"a"|"b"
+        return "|".join(dict.fromkeys(_kind(p) for p in prop["anyOf"]))
+    return str(prop.get("type") or "any")
+
+
 def _signature(spec: Mapping[str, Any]) -> str:
-    """``name(a: integer, month: string)``: short enough to list many tools in few tokens."""
-    properties = (spec.get("parameters") or {}).get("properties") or {}
+    """``name(a: integer, month?: string=null)``: short enough to list many tools in few tokens. Optional arguments
+    carry a ``?`` and their default, so a small model can see that leaving them out is an answer too."""
+    parameters = spec.get("parameters") or {}
+    required = set(parameters.get("required") or ())
     args = []
-    for name, prop in properties.items():
-        kind = prop.get("type") or ("enum" if "enum" in prop else "any")
-        if "enum" in prop:
-            kind = "|".join(json.dumps(v, ensure_ascii=False) for v in prop["enum"])
-        args.append(f"{name}: {kind}")
+    for name, prop in (parameters.get("properties") or {}).items():
+        if name in required:
+            args.append(f"{name}: {_kind(prop)}")
+        else:
+            args.append(f"{name}?: {_kind(prop)}={json.dumps(prop.get('default'), ensure_ascii=False)}")
     return f"{spec['name']}({', '.join(args)})"
 
 
@@ -774,7 +792,7 @@ def parse_reply(raw: str, allowed: Sequence[str] = (), finish_reason: str | None
             raise TypeError("tool must be a string and arguments an object")
     except (ValueError, KeyError, TypeError) as exc:
         if finish_reason == "length":
-            raise LocalModelError(
+            raise ReplyCutOff(
                 "The local model's reply was cut off by max_tokens before it was complete; "
                 "raise max_tokens."
             ) from exc

@@ -72,6 +72,21 @@ def test_period_hints(question, periods):
     assert explicit_periods(question) == periods
 
 
+def test_a_reply_cut_off_by_max_tokens_after_the_tools_ran_shows_their_results(small_shop):
+    from assistant.local_llm import ReplyCutOff
+
+    model = ScriptedChatModel().enqueue_tool_call("sales_overview", {"period": "2024-02"})
+    model.enqueue_error(ReplyCutOff("The local model's reply was cut off by max_tokens before it was complete."))
+    answer = final(run(Agent(model, small_shop), "How were sales in February 2024?"))
+    assert not answer.incomplete and answer.fallback == "tool_summaries" and answer.grounded
+    assert answer.text.startswith("Here is what the tools found (the model's answer ran too long")
+    assert "72.50" in answer.text and [c.name for c in answer.tool_calls] == ["sales_overview"]
+    # without a tool result to show, the cut-off is an error the user can act on
+    model = ScriptedChatModel().enqueue_error(ReplyCutOff("cut off by max_tokens"))
+    answer = final(run(Agent(model, small_shop), "Hello?"))
+    assert answer.incomplete and "max_tokens" in answer.error
+
+
 def test_two_tools_in_one_turn(small_shop):
     model = ScriptedChatModel().enqueue_tool_call(
         "sales_overview", {"period": "2024-01"}, ("query_data", {"sql": "SELECT count(*) AS n FROM customers"}))
