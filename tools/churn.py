@@ -245,11 +245,12 @@ def churn_risk(shop: Shop, args: ChurnRiskArgs) -> ToolResult:
     pool = [p[i] for i in candidates]
     expected = round(float(sum(pool)))
     scope = f"{args.segment} customers" if args.segment else "customers"
-    lines = [f"Churn risk as of {last} (P(no order in the next {HORIZON_DAYS} days)); {len(candidates):,} {scope} "
-             f"scored, {expected:,} expected to churn; top {len(customers)} by "
-             f"{args.rank_by.replace('_', ' ')}:"]
+    # The customers come first: they answer "who is slipping away?"; the counts follow as context.
+    lines = [f"Customers most at risk of not ordering in the next {HORIZON_DAYS} days (as of {last}), top "
+             f"{len(customers)} by {args.rank_by.replace('_', ' ')}:"]
     lines += [f"{c['customer_id']}: P(churn) {c['p_churn']}, revenue {money(c['revenue'], symbol)}, "
               f"{c['reason']}." for c in customers[:10]]
+    lines.append(f"Of {len(candidates):,} {scope} scored, about {expected:,} are expected not to order in that time.")
     lines.append(f"Model check on a time split (trained as of {v['train_as_of']}, validated as of "
                  f"{v['valid_as_of']} on {v['valid_customers']:,} customers): AUC {v['auc']} vs "
                  f"{v['baseline_auc']} for days-since-last-order alone; precision@{v['k']} {v['precision_at_k']} vs "
