@@ -248,9 +248,8 @@ def churn_risk(shop: Shop, args: ChurnRiskArgs) -> ToolResult:
     # The customers come first: they answer "who is slipping away?"; the counts follow as context.
     lines = [f"Customers most at risk of not ordering in the next {HORIZON_DAYS} days (as of {last}), top "
              f"{len(customers)} by {args.rank_by.replace('_', ' ')}:"]
-    lines += [f"{c['customer_id']}: P(churn) {c['p_churn']}, revenue {money(c['revenue'], symbol)}, "
-              f"{c['reason']}." for c in customers[:10]]
-    lines.append(f"Of {len(candidates):,} {scope} scored, about {expected:,} are expected not to order in that time.")
+    lines += [f"{i}. customer {c['customer_id']}: P(churn) {c['p_churn']}, revenue {money(c['revenue'], symbol)}, "
+              f"{c['reason']}." for i, c in enumerate(customers[:10], 1)]
     lines.append(f"Model check on a time split (trained as of {v['train_as_of']}, validated as of "
                  f"{v['valid_as_of']} on {v['valid_customers']:,} customers): AUC {v['auc']} vs "
                  f"{v['baseline_auc']} for days-since-last-order alone; precision@{v['k']} {v['precision_at_k']} vs "
@@ -258,6 +257,7 @@ def churn_risk(shop: Shop, args: ChurnRiskArgs) -> ToolResult:
     if v["auc"] <= v["baseline_auc"]:
         lines.append("Note: the model does not beat the recency-only baseline on this shop; treat P(churn) as a "
                      "recency ranking.")
+    lines.append(f"Of {len(candidates):,} {scope} scored, about {expected:,} are expected not to order in that time.")
     evidence = (
         Evidence("orders", f"sales (status ok) {first}..{last}, identified customers, revenue net of cancellations"),
         Evidence("model:churn", f"logistic regression on {', '.join(FEATURES)}; {doc['fitted_on']}; "
