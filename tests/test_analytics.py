@@ -115,6 +115,8 @@ def test_churn_model_is_validated_on_a_time_split_and_beats_recency_alone(slice_
     rows = r.data["customers"]
     assert len(rows) == 5 and all(0 <= c["p_churn"] <= 1 for c in rows)
     assert [c["value_at_risk"] for c in rows] == sorted((c["value_at_risk"] for c in rows), reverse=True)
+    by_p = CHURN.run(slice_shop, top_k=200, rank_by="probability").data["customers"]
+    assert by_p and all(c["revenue"] > 0 for c in by_p)  # net-zero (all returned) customers are not listed
     for c in rows:
         assert c["reason"].startswith(f"no order for {c['days_since_last_order']} day")
 

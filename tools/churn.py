@@ -229,7 +229,9 @@ def churn_risk(shop: Shop, args: ChurnRiskArgs) -> ToolResult:
     gaps = _typical_gap(rows)
     candidates = [i for i, r in enumerate(rows) if args.segment is None or r["segment"] == args.segment]
     score = (lambda i: p[i] * max(rows[i]["monetary"], 0.0)) if args.rank_by == "value_at_risk" else (lambda i: p[i])
-    ranked = sorted(candidates, key=lambda i: (-score(i), rows[i]["customer_id"]))[:args.top_k]
+    # Customers whose returns cancel out their purchases have nothing to win back: scored, never listed.
+    listable = [i for i in candidates if rows[i]["monetary"] > 0]
+    ranked = sorted(listable, key=lambda i: (-score(i), rows[i]["customer_id"]))[:args.top_k]
     customers = []
     for i in ranked:
         r, gap = rows[i], gaps[i]
