@@ -1,7 +1,9 @@
 """Make the README's chat screenshots with the REAL local model on the demo shop.
 
-Usage: ``python docs/screens/make_screens.py SHOP_PATH`` (the demo shop, with its models trained). Asks the two
-questions of the chat issue and saves each screen as SVG with ``app.save_screenshot`` into ``docs/screens/``.
+Usage: ``python docs/screens/make_screens.py SHOP_PATH`` (the demo shop, with its models trained: ``shopkeeper demo
+--no-chat --shop PATH && shopkeeper train --shop PATH``; the sidebar lists the shop's saved conversations, so use a
+fresh one). Asks the two questions of the chat issue and saves each screen as SVG with ``app.save_screenshot`` into
+``docs/screens/``.
 """
 
 from __future__ import annotations
@@ -30,11 +32,10 @@ async def main(shop_path: str) -> None:
             await pilot.press("enter")
             while app.answers_finished == before:
                 await pilot.pause(0.5)
-            for line in app.query("ToolLine"):
-                line.collapsed = False
+            # the answer and its evidence in view; the tool line stays collapsed (one line with its arguments)
             app.query_one("#prompt").cursor_blink = False
             await pilot.pause(0.5)
-            app.query_one("#chat").scroll_home(animate=False)
+            app.query_one("#chat").scroll_end(animate=False)
             await pilot.pause(0.5)
             app.save_screenshot(filename=name, path=str(HERE))
             print(f"saved {name}: {app.query('Turn').last().answer_view.source[:300]!r}", flush=True)
