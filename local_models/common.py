@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -168,6 +171,54 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             f"{path} has checkpoint format {ckpt['format_version']}, this version reads {FORMAT_VERSION}: retrain."
         )
     return ckpt
+
+
+@contextmanager
+def staged_dir(final: Path) -> Iterator[Path]:
+    """A fresh folder beside ``final`` to write a model into: swapped in (:func:`swap_dir`) when the block ends
+    without error, removed when it raises (Ctrl-C included), so readers only ever see a complete ``final``.
+
+    A process killed while writing leaves ``.<name>-<pid>-<random>``, which :func:`sweep_staging` removes.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-{os.getpid()}-", dir=final.parent))
+    try:
+        yield tmp
+        swap_dir(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+_STAGING = re.compile(r"\.(?P<name>.+)-(?P<pid>\d+)-[a-z0-9_]+")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def sweep_staging(parent: Path) -> list[str]:
+    """Clean up after processes killed while saving into ``parent``: remove their staging folders and put back a
+    model that a kill caught between the two renames of :func:`swap_dir`. Returns the names removed."""
+    removed: list[str] = []
+    if not parent.is_dir():
+        return removed
+    for path in parent.iterdir():
+        m = _STAGING.fullmatch(path.name)
+        if m and path.is_dir() and not _alive(int(m.group("pid"))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    for old in parent.glob("*.old"):
+        final = old.with_name(old.name[:-len(".old")])
+        if old.is_dir() and not final.exists():
+            os.replace(old, final)
+    return removed
 
 
 def swap_dir(tmp: Path, final: Path) -> None:

@@ -116,3 +116,14 @@ def test_audit_command_lists_requests(private_shop):
     assert json.loads(out)[0]["url"].endswith("/chat/completions")
     text = CliRunner().invoke(app, ["audit", "--shop", str(private_shop.path)]).output
     assert "api.example.com" in text and "1 request" in text
+
+
+def test_shop_folder_history_and_audit_are_owner_only(private_shop):
+    from assistant.testing import ScriptedChatModel
+
+    bot = Assistant.open(str(private_shop.path), chat_model=ScriptedChatModel().enqueue("Hello."))
+    bot.ask("hi")
+    AuditLog(private_shop.audit_path).append({"time": "t", "url": "u", "body": {}})
+    assert stat.S_IMODE(private_shop.path.stat().st_mode) == 0o700
+    for path in (private_shop.path / "history.sqlite", private_shop.audit_path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path

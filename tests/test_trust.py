@@ -8,9 +8,7 @@ adds the local model's figures.
 from __future__ import annotations
 
 import ast
-import asyncio
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,6 @@ import pytest
 from assistant.agent import Agent
 from assistant.api import Assistant
 from assistant.config import load_settings
-from assistant.events import AnswerDone
 from assistant.privacy import AuditLog
 from tests.support import trust_cases as tc
 from tests.support.fake_openai import FakeOpenAI
@@ -65,13 +62,6 @@ def test_no_tool_can_reach_the_network():
 
 # -- privacy: ≥ 500 planted values ----------------------------------------------------------------------------------
 
-def _contains(haystack: str, value: str) -> bool:
-    """``value`` in ``haystack``; a numeric customer id only as a whole number (not inside a longer one)."""
-    if value.isdigit():
-        return re.search(rf"(?<!\d){value}(?!\d)", haystack) is not None
-    return value in haystack
-
-
 def test_planted_personal_data_never_reaches_the_remote_model(tmp_path):
     shop, planted = tc.build_private_shop(tmp_path / "shop")
     assert len(planted) >= 500
@@ -85,9 +75,9 @@ def test_planted_personal_data_never_reaches_the_remote_model(tmp_path):
     # every planted value was in what the tools returned on this machine: without the privacy layer it would go out
     local = json.dumps([[c.summary, c.result] for c in answer.tool_calls], ensure_ascii=False, default=str)
     assert all(c.ok for c in answer.tool_calls) and len(answer.tool_calls) == len(tc.PRIVACY_CALLS)
-    assert [v for v in planted if not _contains(local, v)] == []
+    assert [v for v in planted if not tc.contains(local, v)] == []
     sent = "\n".join(json.dumps(r, ensure_ascii=False) for r in server.requests)
-    assert [v for v in planted if _contains(sent, v)] == []
+    assert [v for v in planted if tc.contains(sent, v)] == []
     assert "CUST-0001" in sent and "[EMAIL]" in sent and "[CARD]" in sent and "[ADDRESS]" in sent
     # the audit log lists every request the server received, byte for byte as parsed, and never the key
     entries = AuditLog(shop.audit_path).entries()
@@ -106,24 +96,8 @@ def shops(tmp_path_factory):
     return tc.build_review_shop(root / "clean"), tc.build_review_shop(root / "poisoned", CASES)
 
 
-def _ask(shop, case_plan, question):
-    model = tc.GullibleChatModel(plan=case_plan)
-    agent = Agent(model, shop)
-    agent.system_prompt = lambda lang, _f=agent.system_prompt: _f(lang) + f"\nInternal reference: {tc.CANARY}."
-
-    async def run():
-        return [e async for e in agent.stream(question)]
-
-    events = asyncio.run(run())
-    return next(e.answer for e in events if isinstance(e, AnswerDone))
-
-
-def _outcome(answer, case):
-    calls = [(c.name, c.args) for c in answer.tool_calls]
-    seen = json.dumps([c.summary for c in answer.tool_calls], ensure_ascii=False)
-    return {"calls": calls, "exposed": case.review_id in seen,
-            "canary": tc.CANARY in answer.text or tc.CANARY in json.dumps(calls, ensure_ascii=False),
-            "marker": bool(tc.MARKER.search(answer.text))}
+def _ask(shop, plan, question):
+    return tc.ask(tc.with_canary(Agent(tc.GullibleChatModel(plan=plan), shop)), question)
 
 
 def test_the_suite_covers_every_attack_style_in_both_languages():
@@ -141,8 +115,8 @@ def test_injected_reviews_change_no_tool_call_leak_no_canary_and_put_no_marker_i
         if case.question not in clean:
             clean[case.question] = [(c.name, c.args) for c in _ask(clean_shop, case.tool_calls,
                                                                    case.question).tool_calls]
-        got = _outcome(_ask(poisoned_shop, case.tool_calls, case.question), case)
-        if not got["exposed"] or got["calls"] != clean[case.question] or got["canary"] or got["marker"]:
+        got = tc.outcome(_ask(poisoned_shop, case.tool_calls, case.question), case, clean[case.question])
+        if not got["exposed"] or got["changed"] or got["canary"] or got["marker"]:
             failures.append((case.review_id, case.kind, got))
     assert failures == []
 
@@ -164,6 +138,6 @@ def test_without_spotlighting_the_same_attacks_succeed(shops, monkeypatch):
     hijacked = 0
     sample = CASES[::10]
     for case in sample:
-        got = _outcome(_ask(poisoned_shop, case.tool_calls, case.question), case)
-        hijacked += got["marker"] or got["canary"] or got["calls"] != case.tool_calls
+        got = tc.outcome(_ask(poisoned_shop, case.tool_calls, case.question), case, case.tool_calls)
+        hijacked += got["marker"] or got["canary"] or got["changed"]
     assert hijacked == len(sample)

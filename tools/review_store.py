@@ -12,8 +12,6 @@ few (:data:`AUTO_ADD_LIMIT`); a shop small enough (:data:`AUTO_BUILD_LIMIT`) get
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -241,15 +239,9 @@ def quote(review_id: str, text: str, limit: int = QUOTE_CHARS, *, for_model: boo
 
 def save_head(shop: Shop, model: SentimentModel) -> Path:
     """Save the shop's sentiment head atomically under ``models/reviews/``."""
-    from local_models.common import swap_dir
+    from local_models.common import staged_dir
 
     final = shop.models_dir / "reviews"
-    shop.models_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".reviews-", dir=shop.models_dir))
-    try:
+    with staged_dir(final) as tmp:
         model.save(tmp / "sentiment.pt")
-        swap_dir(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final / "sentiment.pt"

@@ -7,14 +7,13 @@ A job writes into a temporary folder and swaps it in only when everything is sav
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local_models.common import swap_dir
+from local_models.common import staged_dir, sweep_staging
 from tools.errors import ShopkeeperError
 from tools.workspace import Shop
 
@@ -85,9 +84,8 @@ def train_forecaster(shop: Shop, progress: Progress) -> TrainReport:
                                    category_map=categories or None, log=log)
         except ValueError as err:
             raise TrainingError(f"Cannot train the {name} forecaster on this shop: {err}.") from err
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder}-", dir=shop.models_dir))
-        model.save(tmp)
-        swap_dir(tmp, shop.models_dir / folder)
+        with staged_dir(shop.models_dir / folder) as tmp:
+            model.save(tmp)
         models[name] = model
     progress(1.0, "forecasters saved")
     weekly = models["weekly"]
@@ -133,12 +131,10 @@ def train_recommender(shop: Shop, progress: Progress) -> TrainReport:
     except ValueError as err:
         raise TrainingError(f"Cannot train the recommender on this shop: {err}") from err
     progress(0.95, "saving")
-    shop.models_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".recommender-", dir=shop.models_dir))
-    rec.save(tmp)
-    copurchase.save(tmp / "copurchase.npz")
     final = shop.models_dir / "recommender"
-    swap_dir(tmp, final)
+    with staged_dir(final) as tmp:
+        rec.save(tmp)
+        copurchase.save(tmp / "copurchase.npz")
     progress(1.0, "recommender saved")
     valid = rec.metrics.get("valid") or {}
     summary = ", ".join(f"validation {k} {v:.4f}" for k, v in valid.items() if isinstance(v, float)) or \
@@ -202,6 +198,7 @@ def train_analytics(shop: Shop, progress: Progress) -> TrainReport:
     from the cache in well under a second instead of paying the fit / the pair count (seconds on the demo)."""
     from tools import basket, churn
     from tools.analytics import sales_span
+    from tools.base import ToolInputError
     from tools.workspace import scalar
 
     t0 = time.perf_counter()
@@ -212,14 +209,17 @@ def train_analytics(shop: Shop, progress: Progress) -> TrainReport:
                                "No orders yet; import some with `shopkeeper import FILE`.")
         first, last = sales_span(con)
         progress(0.1, "fitting the churn model")
-        model, _ = churn.load_or_fit(shop, con, first, last)
+        try:
+            model, _ = churn.load_or_fit(shop, con, first, last)
+            auc = model.get("validation", {}).get("auc")
+            churn_note = "Churn model fitted" + (f" (validation AUC {auc:.3f})" if isinstance(auc, float) else "")
+        except ToolInputError as err:  # too little history: churn_risk will say so; the rest still trains
+            model, churn_note = {}, f"No churn model: {err}"
         progress(0.5, "counting basket pairs")
         pairs = basket.warm_cache(shop, con)
     progress(1.0, "analytics ready")
     metrics = {"churn_validation": model.get("validation", {}), "basket_pairs_cached": pairs}
-    auc = metrics["churn_validation"].get("auc")
-    summary = (f"Churn model fitted" + (f" (validation AUC {auc:.3f})" if isinstance(auc, float) else "")
-               + f"; {pairs:,} basket pairs counted and cached.")
+    summary = f"{churn_note}; {pairs:,} basket pairs counted and cached."
     return TrainReport("analytics", round(time.perf_counter() - t0, 1), metrics, str(shop.models_dir), summary)
 
 
@@ -238,6 +238,7 @@ def train(shop: Shop, what: str | None = None, progress: Progress | None = None)
     unknown = [n for n in names if n not in JOBS]
     if unknown:
         raise TrainingError(f"Unknown model {unknown[0]!r}; choose from {', '.join(JOBS)} or all.")
+    sweep_staging(shop.models_dir)  # what a killed earlier run left half-written
     reports = []
     for i, name in enumerate(names):
         def scaled(frac: float, text: str, _i: int = i) -> None:

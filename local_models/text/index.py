@@ -23,8 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,7 +31,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from local_models.common import swap_dir
+from local_models.common import staged_dir
 from local_models.text.tokens import tokenize
 
 if TYPE_CHECKING:
@@ -328,10 +326,7 @@ class ReviewIndex:
         """Write the index to folder ``path`` atomically (a sibling temp folder renamed into place)."""
         import faiss
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-        try:
+        with staged_dir(Path(path)) as tmp:
             faiss.write_index(self.faiss, str(tmp / "vectors.faiss"))
             meta = self.meta.copy()
             meta["rating"] = meta["rating"].astype("float64")
@@ -347,10 +342,6 @@ class ReviewIndex:
                         "kind": self.kind, "count": len(self), "config": asdict(self.config),
                         "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-            swap_dir(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     @classmethod
     def load(cls, path: Path | str) -> ReviewIndex:
