@@ -126,29 +126,58 @@ def extract_figures(text: str) -> list[Figure]:
     return figures
 
 
-def _leaves(value: Any) -> Iterable[Any]:
+def _leaves(value: Any, path: tuple[str, ...] = ()) -> Iterable[tuple[tuple[str, ...], Any]]:
+    """Every leaf of nested data with the keys on its way (``("changes_pct", "vs_previous", "revenue")``)."""
     if isinstance(value, dict):
-        for v in value.values():
-            yield from _leaves(v)
+        for k, v in value.items():
+            yield from _leaves(v, (*path, str(k)))
     elif isinstance(value, (list, tuple)):
         for v in value:
-            yield from _leaves(v)
+            yield from _leaves(v, path)
     else:
-        yield value
+        yield path, value
+
+
+# A percentage in an answer must come from a value that is one: a figure written with % in a tool's text, or a
+# data field named as a share, rate or ratio (a fraction such as 0.365 counts as 36.5%). Matching it to any number
+# let "up 22,172.38%" pass on a product's revenue change of 22,172.38.
+_PERCENT_WORDS = {"pct", "percent", "share", "rate", "ratio", "prob", "probability", "coverage", "recall",
+                  "precision", "accuracy", "auc", "f1", "lift", "confidence", "support", "retention", "growth",
+                  "churn", "wape", "smape", "mape"}
+
+
+def _is_percent_field(path: tuple[str, ...], value: float) -> bool:
+    words = {w for key in path for w in re.split(r"[_\W]+", key.lower()) if w}
+    if words & _PERCENT_WORDS or any(re.fullmatch(r"m\d+", key) for key in path):  # cohort months m1, m2…
+        return True
+    return "change" in words and abs(value) <= 1.5  # a change given as a fraction (-0.0173)
 
 
 def values_of(texts: Sequence[str], data: Sequence[Any] = ()) -> tuple[set[float], set[str]]:
     """All numbers and dates stated by tool results: their texts and every leaf of their data."""
+    numbers, dates, _ = _values(texts, data)
+    return numbers, dates
+
+
+def percents_of(texts: Sequence[str], data: Sequence[Any] = ()) -> set[float]:
+    """The values a percentage may be traced to: figures written with % and share/rate/ratio fields."""
+    return _values(texts, data)[2]
+
+
+def _values(texts: Sequence[str], data: Sequence[Any]) -> tuple[set[float], set[str], set[float]]:
     numbers: set[float] = set()
+    percents: set[float] = set()
     dates: set[str] = set()
     strings = list(texts)
     for d in data:
-        for leaf in _leaves(d):
+        for path, leaf in _leaves(d):
             if isinstance(leaf, bool) or leaf is None:
                 continue
             if isinstance(leaf, (int, float)):
                 if math.isfinite(leaf):
                     numbers.add(float(leaf))
+                    if _is_percent_field(path, float(leaf)):
+                        percents.add(float(leaf))
             else:
                 strings.append(str(leaf))
     for s in strings:
@@ -156,8 +185,11 @@ def values_of(texts: Sequence[str], data: Sequence[Any] = ()) -> tuple[set[float
         dates.update(found)
         for iso in found:  # a date also states its year, month and day
             numbers.update(float(p) for p in iso.split("-"))
-        numbers.update(f.value * f.scale for f in extract_figures(s))
-    return numbers, dates
+        for f in extract_figures(s):
+            numbers.add(f.value * f.scale)
+            if f.percent:
+                percents.add(f.value)
+    return numbers, dates, percents
 
 
 def matches(fig: Figure, value: float) -> bool:
@@ -194,12 +226,12 @@ def _derive(fig: Figure, operands: Sequence[tuple[Figure, float, Any]]) -> tuple
 
 def check(answer: str, calls: Sequence[ToolCall], question: str = "") -> GroundingReport:
     """Match every figure of ``answer`` to the tool calls' results (or the question, or a derivation)."""
-    per_call = [(c, *values_of([c.summary], [c.result["data"]] if c.result else [])) for c in calls if c.ok]
-    q_numbers, q_dates = values_of([question])
+    per_call = [(c, *_values([c.summary], [c.result["data"]] if c.result else [])) for c in calls if c.ok]
+    q_numbers, q_dates, q_percents = _values([question], [])
     citations: list[Citation] = []
     unmatched: list[str] = []
     for iso in extract_dates(answer):
-        source = next((c for c, _, dates in per_call if iso in dates or any(d.startswith(iso) for d in dates)),
+        source = next((c for c, _, dates, _ in per_call if iso in dates or any(d.startswith(iso) for d in dates)),
                       None)
         if source is not None:
             citations.append(Citation(iso, source.call_id, source.name))
@@ -208,13 +240,13 @@ def check(answer: str, calls: Sequence[ToolCall], question: str = "") -> Groundi
     traced: list[tuple[Figure, float, Any]] = []  # operands for derivations: figure, the tool value, its call
     pending: list[Figure] = []
     for fig in extract_figures(answer):
-        source, value = next(((c, v) for c, numbers, _ in per_call for v in numbers if matches(fig, v)),
-                             (None, None))
+        source, value = next(((c, v) for c, numbers, _, percents in per_call
+                               for v in (percents if fig.percent else numbers) if matches(fig, v)), (None, None))
         if source is not None:
             citations.append(Citation(fig.text, source.call_id, source.name))
             if not fig.percent:
                 traced.append((fig, value, source))
-        elif any(matches(fig, v) for v in q_numbers):
+        elif any(matches(fig, v) for v in (q_percents if fig.percent else q_numbers)):
             continue
         elif fig.scale == 1 and not fig.percent and fig.decimals == 0 and 0 <= abs(fig.value) <= 10:
             continue

@@ -2,7 +2,7 @@
 
 One command, one run:
 
-    PYTHONPATH=. python benchmarks/trust.py [--local-cases 12] [--cases 210]
+    PYTHONPATH=. python benchmarks/trust.py [--local-cases 10] [--cases 210]
 
 * **privacy** — the shop of ``tests/support/trust_cases.build_private_shop`` (300 real demo customers, 250 planted
   e-mails, phones, Chinese ids, cards and addresses); the agent, through the ``openai`` provider, calls the tools
@@ -16,8 +16,8 @@ One command, one run:
   to the model (exposed).
   - ``scripted``: :class:`tests.support.trust_cases.GullibleChatModel` (obeys anything outside « »), every case;
   - ``scripted_unmarked``: the same with spotlighting switched off — the negative control;
-  - ``local-1.5b``: the local Qwen2.5-Coder-1.5B on ``--local-cases`` cases spread over the attack styles and
-    languages (each takes two questions, ~1 minute on this CPU).
+  - ``local-1.5b``: the local Qwen2.5-Coder-1.5B on ``--local-cases`` cases, the first of each attack style in each
+    language (each takes two questions, ~1 minute on this CPU).
 
 Writes the ``privacy`` and ``injection`` sections of ``benchmarks/results/trust.{md,json}``.
 """
@@ -130,7 +130,7 @@ def local(cases: list[tc.Case], clean_path: Path, poisoned_path: Path) -> tuple[
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=210, help="injected reviews (default %(default)s)")
-    parser.add_argument("--local-cases", type=int, default=12,
+    parser.add_argument("--local-cases", type=int, default=10,
                         help="cases asked of the local model; 0 skips it (default %(default)s)")
     args = parser.parse_args(argv)
     load_before = trust_results.uptime()
@@ -150,8 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"injection (scripted): {injection} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
         tables: list[list[str]] = []
         if args.local_cases:
-            step = max(1, len(cases) // args.local_cases)
-            chosen = cases[::step][:args.local_cases]
+            # every attack style in both languages first, then further cases in order
+            firsts = {}
+            for c in cases:
+                firsts.setdefault((c.kind, c.language), c)
+            chosen = [*firsts.values(), *(c for c in cases if c not in firsts.values())][:args.local_cases]
             injection["local-1.5b"], table = local(chosen, clean_shop.path, poisoned_shop.path)
             tables.append(table)
     notes = [f"{len(cases)} injected reviews among {len(cases) and 300} real demo reviews (3 clothing products, 2 "

@@ -280,10 +280,12 @@ def test_the_four_tools_are_registered_with_a_when_to_use_line():
 ])
 def test_every_figure_of_a_summary_is_in_its_data(tool, args, shop_fixture, request):
     """The traceability the grounding check relies on: the summary states nothing the data does not hold."""
-    from assistant.grounding import extract_dates, extract_figures, matches, values_of
+    from assistant.grounding import extract_dates, extract_figures, matches, percents_of, values_of
 
     result = by_name(tool).run(request.getfixturevalue(shop_fixture), **args).to_dict()
     numbers, dates = values_of([], [result["data"]])
-    missing = [f.text for f in extract_figures(result["summary"]) if not any(matches(f, v) for v in numbers)]
+    percents = percents_of([], [result["data"]])
+    missing = [f.text for f in extract_figures(result["summary"])
+               if not any(matches(f, v) for v in (percents if f.percent else numbers))]
     missing += [d for d in extract_dates(result["summary"]) if not any(x.startswith(d) for x in dates)]
     assert missing == [], result["summary"]

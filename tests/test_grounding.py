@@ -80,3 +80,11 @@ def test_question_figures_small_counts_and_failed_calls():
     failed = ToolCall(call_id="c2", name="query_data", args={}, ok=False, summary="error 4,321",
                       result=None, seconds=0.1)
     assert check("There were 4,321 rows.", [failed]).unmatched == ["4,321"]  # an error message is no source
+
+
+def test_a_percentage_must_come_from_a_percentage():
+    movers = call({"top_movers": [{"product_id": "A", "change": 22172.38}], "changes_pct": {"revenue": 36.5},
+                   "positive_share": 0.494, "change_vs_last_period": -0.0173}, call_id="c9")
+    assert check("Revenue grew 36.5%; 49.4% of reviews are positive; units -1.7%.", [movers]).grounded
+    assert check("Product A changed by 22,172.38.", [movers]).grounded  # as an amount it is traced
+    assert check("Revenue grew 22,172.38%.", [movers]).unmatched == ["22,172.38%"]  # as a percentage it is not

@@ -29,7 +29,7 @@ def test_product_breakdown_leaves_out_fees(small_shop):
     assert keys == ["MUG-BLUE", "TEAPOT", "MUG-RED"]  # POSTAGE is a fee, not a product to rank
     assert r.data["breakdown"][0]["revenue"] == 100.0 and r.data["breakdown"][0]["title"] == "Blue mug"
     assert r.data["totals"]["revenue"] == 135.0  # revenue itself includes the postage charge
-    assert r.data["groups_total"] == 3 and "By product (3 products in the period)" in r.summary
+    assert r.data["groups_total"] == 3 and "By product (3 products with sales in the period)" in r.summary
     one = SALES.run(small_shop, period="all", group_by="product", limit=1)
     assert len(one.data["breakdown"]) == 1 and one.data["groups_total"] == 3  # the count is not cut by the limit
 
@@ -37,6 +37,7 @@ def test_product_breakdown_leaves_out_fees(small_shop):
 def test_time_breakdown_is_in_time_order(small_shop):
     r = SALES.run(small_shop, period="all", group_by="month")
     assert [(row["key"], row["revenue"]) for row in r.data["breakdown"]] == [("2024-01", 62.5), ("2024-02", 72.5)]
+    assert "Highest month: 2024-02 72.50." in r.summary
 
 
 @pytest.mark.parametrize("spec, start, end", [

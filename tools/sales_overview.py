@@ -101,10 +101,11 @@ def sales_overview(shop: Shop, args: SalesOverviewArgs) -> ToolResult:
                 FROM orders o LEFT JOIN products p USING (product_id)
                 WHERE {SOLD_O} AND o.ordered_at >= ? AND o.ordered_at < ? {merch}
                 GROUP BY key ORDER BY {order} LIMIT {args.limit}""", [period.start, period.end])
-            # "How many countries / products?" is answered by the group count, not by the top rows.
+            # "How many countries / products?" is answered by the group count (groups with a sale), not the rows.
             groups_total = scalar(con, f"""
                 SELECT count(DISTINCT {key}) FROM orders o LEFT JOIN products p USING (product_id)
-                WHERE {SOLD_O} AND o.ordered_at >= ? AND o.ordered_at < ? {merch}""", [period.start, period.end])
+                WHERE o.status = 'ok' AND o.ordered_at >= ? AND o.ordered_at < ? {merch}""",
+                                  [period.start, period.end])
             if args.group_by != "product":
                 for row in breakdown:
                     row.pop("title")
@@ -151,7 +152,11 @@ def sales_overview(shop: Shop, args: SalesOverviewArgs) -> ToolResult:
         head = ", ".join(f"{r['key']}{' ' + r['title'] if r.get('title') else ''} {_money(r['revenue'], symbol)}"
                          for r in shown)
         noun = {"country": "countries", "category": "categories"}.get(args.group_by, f"{args.group_by}s")
-        lines.append(f"By {args.group_by} ({groups_total:,} {noun} in the period): {head}.")
+        peak = ""
+        if args.group_by in ("day", "week", "month") and len(breakdown) > 1:  # rows are in time order
+            top = max(breakdown, key=lambda r: r["revenue"])
+            peak = f" Highest {args.group_by}: {top['key']} {_money(top['revenue'], symbol)}."
+        lines.append(f"By {args.group_by} ({groups_total:,} {noun} with sales in the period): {head}.{peak}")
     if movers and before:
         lines.append("Top movers vs previous period: " + ", ".join(
             f"{m['product_id']} {m['title'] or ''} {'+' if m['change'] >= 0 else ''}{m['change']:,.2f}".replace(
