@@ -5,6 +5,7 @@ about a third of the dated questions), although the system prompt spells out the
 judgement call, so code does it: :func:`period_hint` finds the years, months and days named in the question
 ("November 2011", "2011年3月", "2010-12", "in 2011") and returns one line that names the matching ``period`` values
 and their dates, appended to the question the model sees (the conversation keeps the question as asked).
+Words for the whole history ("ever", "in total", "有史以来", "一共") give ``period='all'`` when no date is named.
 Relative periods ("last month", "上周") are left to the model and the system prompt: they have a name already.
 """
 
@@ -56,6 +57,11 @@ def explicit_periods(question: str) -> list[str]:
     return out
 
 
+# "ever", "in total", "有史以来": the whole history, when the question names no date
+_ALL_TIME = re.compile(r"(?i)\b(?:ever|all[- ]time|in total|since (?:we|the) (?:start|began|opened))\b|"
+                       r"有史以来|一共|总共|累计|迄今|至今")
+
+
 def _dates(period: str) -> str:
     parts = [int(p) for p in period.split("-")]
     if len(parts) == 1:
@@ -69,6 +75,8 @@ def period_hint(question: str, language: str = "en") -> str:
     """One line naming the tools' ``period`` for each date in ``question``; empty when it names none."""
     periods = explicit_periods(question)
     if not periods:
+        if _ALL_TIME.search(normalise(question)):
+            return "（问题问的是全部时间：period='all'）" if language == "zh" else "(The question is about all time: period='all'.)"
         return ""
     listed = ", ".join(f"period='{p}' ({_dates(p)})" for p in periods)
     if language == "zh":

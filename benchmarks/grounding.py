@@ -10,7 +10,7 @@ tool call's text and data as the model saw them). For each final answer:
 * **traced**: share of its figures (numbers, percentages, amounts, dates) that the checker matched to a tool result,
   the question or a declared derivation; target 100%;
 * **false flags**: unmutated answers the checker flags; target 0;
-* **mutation caught**: one figure of the answer changed — a digit changed, the value scaled by 1.1, or two digits
+* **mutation caught**: one figure of the answer (not a bare integer up to 10, which the checker exempts) changed — a digit changed, the value scaled by 1.1, or two digits
   swapped; each kind once per answer that has a traceable figure — and the changed answer checked again; caught
   when the checker flags it; target ≥ 95%. A mutation that happens to land on another value the tools returned is
   counted as missed, not removed.
@@ -103,9 +103,11 @@ def evaluate(rows: list[dict[str, Any]], seed: int) -> tuple[dict[str, Any], lis
         if report.unmatched:
             false_flags += 1
             flagged.append(f"{row['id']}: {report.unmatched}")
-        # figures that make a claim: those the checker cited (small counts and question figures are exempt)
+        # figures that make a claim: those the checker cited, less the bare integers up to 10 that it exempts by
+        # design (list positions, "top 5", "3 TIER" in a product name), where a change cannot be caught
         cited = {c.figure for c in report.citations if not c.derivation}
-        figures = [f for f in extract_figures(row["answer"]) if f.text in cited]
+        figures = [f for f in extract_figures(row["answer"]) if f.text in cited
+                   and not (f.scale == 1 and not f.percent and f.decimals == 0 and abs(f.value) <= 10)]
         if not figures:
             continue
         for kind in KINDS:

@@ -87,6 +87,16 @@ def test_a_reply_cut_off_by_max_tokens_after_the_tools_ran_shows_their_results(s
     assert answer.incomplete and "max_tokens" in answer.error
 
 
+def test_all_time_words_hint_period_all_unless_a_date_is_named():
+    from assistant.hints import period_hint
+
+    assert period_hint("How many different customers have ever ordered from us?") == \
+        "(The question is about all time: period='all'.)"
+    assert period_hint("我们的商品一共卖到了多少个国家？", "zh") == "（问题问的是全部时间：period='all'）"
+    assert "period='2011'" in period_hint("2011年一共卖出了多少种不同的商品？", "zh")
+    assert period_hint("What did we sell last week?") == ""
+
+
 def test_two_tools_in_one_turn(small_shop):
     model = ScriptedChatModel().enqueue_tool_call(
         "sales_overview", {"period": "2024-01"}, ("query_data", {"sql": "SELECT count(*) AS n FROM customers"}))

@@ -149,8 +149,10 @@ def sales_overview(shop: Shop, args: SalesOverviewArgs) -> ToolResult:
         # The model reads every row of a time series (a month-by-month question needs them all), the top 5 of a
         # ranking; the data keeps every row either way.
         shown = breakdown[:12] if args.group_by in ("day", "week", "month") else breakdown[:5]
+        # a ranking also states each group's orders: "how many orders came from Germany?" reads them here
+        count = (lambda r: "") if args.group_by in ("day", "week", "month") else (lambda r: f" ({r['orders']:,} orders)")
         head = ", ".join(f"{r['key']}{' ' + r['title'] if r.get('title') else ''} {_money(r['revenue'], symbol)}"
-                         for r in shown)
+                         f"{count(r)}" for r in shown)
         noun = {"country": "countries", "category": "categories"}.get(args.group_by, f"{args.group_by}s")
         peak = ""
         if args.group_by in ("day", "week", "month") and len(breakdown) > 1:  # rows are in time order
