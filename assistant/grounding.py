@@ -141,9 +141,9 @@ def _leaves(value: Any, path: tuple[str, ...] = ()) -> Iterable[tuple[tuple[str,
 # A percentage in an answer must come from a value that is one: a figure written with % in a tool's text, or a
 # data field named as a share, rate or ratio (a fraction such as 0.365 counts as 36.5%). Matching it to any number
 # let "up 22,172.38%" pass on a product's revenue change of 22,172.38.
-_PERCENT_WORDS = {"pct", "percent", "share", "rate", "ratio", "prob", "probability", "coverage", "recall",
-                  "precision", "accuracy", "auc", "f1", "lift", "confidence", "support", "retention", "growth",
-                  "churn", "wape", "smape", "mape"}
+_PERCENT_WORDS = {"pct", "percent", "percentile", "share", "rate", "ratio", "prob", "probability", "coverage",
+                  "recall", "precision", "accuracy", "auc", "f1", "hr", "ndcg", "mrr", "lift", "confidence",
+                  "support", "retention", "growth", "churn", "wape", "smape", "mape"}
 
 
 def _is_percent_field(path: tuple[str, ...], value: float) -> bool:

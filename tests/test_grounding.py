@@ -84,7 +84,9 @@ def test_question_figures_small_counts_and_failed_calls():
 
 def test_a_percentage_must_come_from_a_percentage():
     movers = call({"top_movers": [{"product_id": "A", "change": 22172.38}], "changes_pct": {"revenue": 36.5},
-                   "positive_share": 0.494, "change_vs_last_period": -0.0173}, call_id="c9")
-    assert check("Revenue grew 36.5%; 49.4% of reviews are positive; units -1.7%.", [movers]).grounded
+                   "positive_share": 0.494, "change_vs_last_period": -0.0173,
+                   "popularity": {"median_percentile": 85.35}}, call_id="c9")
+    assert check("Revenue grew 36.5%; 49.4% of reviews are positive; units -1.7%; picks at the 85.3% "
+                 "popularity percentile.", [movers]).grounded
     assert check("Product A changed by 22,172.38.", [movers]).grounded  # as an amount it is traced
     assert check("Revenue grew 22,172.38%.", [movers]).unmatched == ["22,172.38%"]  # as a percentage it is not
