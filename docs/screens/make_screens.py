@@ -32,7 +32,9 @@ async def main(shop_path: str) -> None:
             await pilot.press("enter")
             while app.answers_finished == before:
                 await pilot.pause(0.5)
-            # the answer and its evidence in view; the tool line stays collapsed (one line with its arguments)
+            # the tool's result table expanded above the answer; the view ends with the answer and its evidence
+            for line in app.query("ToolLine"):
+                line.collapsed = False
             app.query_one("#prompt").cursor_blink = False
             await pilot.pause(0.5)
             app.query_one("#chat").scroll_end(animate=False)
