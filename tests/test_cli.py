@@ -81,7 +81,7 @@ def test_train_and_chat_need_a_shop(tmp_path: Path):
 
 def test_train_unknown_model_is_a_clear_error(small_shop):
     result = runner.invoke(app, ["train", "crystal-ball", "--shop", str(small_shop.path)])
-    assert result.exit_code == 1 and "choose from forecaster" in result.output
+    assert result.exit_code == 1 and "choose from analytics, forecaster, recommender, reviews or all" in result.output
 
 
 def test_quarantine_export_neutralises_formulas(tmp_path: Path):
