@@ -129,9 +129,11 @@ def sales_overview(shop: Shop, args: SalesOverviewArgs) -> ToolResult:
         "vs_last_year": {m: _change(now[m], last_year[m]) for m in metrics} if last_year else None,
     }
     lines = [
+        # each figure after its name ("customers 1,665"): a small model read "2,884 orders, … 1,665 customers" and
+        # took the wrong number for the Chinese 顾客
         f"Sales {period.label()} ({period.name}; shop data ends {last:%Y-%m-%d}): revenue "
-        f"{_money(now['revenue'], symbol)}, {now['orders']:,} orders, {now['units']:,} units, "
-        f"{now['customers']:,} customers, average order value {_money(now['aov'], symbol)}."]
+        f"{_money(now['revenue'], symbol)}; orders {now['orders']:,}; units {now['units']:,}; "
+        f"customers {now['customers']:,}; average order value {_money(now['aov'], symbol)}."]
     if before:
         lines.append(f"Previous period {prev.label()}: revenue {_money(before['revenue'], symbol)} "
                      f"({_pct(changes['vs_previous']['revenue'])}), {before['orders']:,} orders "
