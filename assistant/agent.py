@@ -171,12 +171,12 @@ class Agent:
         except TimeoutError:
             err = ShopkeeperError(f"No answer within the time budget of {self.time_budget_s:.0f} s. Ask a narrower "
                                   "question, or raise agent.time_budget_s.", title="Time budget")
-            calls = list({c.call_id: c for c in [*calls, *turn.calls]}.values())
+            calls = _ran(calls, turn)
             yield ErrorEvent(err.title, str(err))
             yield AnswerDone(_incomplete(draft, lang, calls, str(err), start, thread_id))
             return
         except Exception as exc:  # noqa: BLE001 - translated below; anything unknown is re-raised
-            calls = list({c.call_id: c for c in [*calls, *turn.calls]}.values())  # the tools that did run
+            calls = _ran(calls, turn)
             done = [c for c in calls if c.ok]
             if getattr(exc, "cut_off", False) and done:
                 # The model's wording ran past max_tokens after the tools had answered: show what they found.
@@ -258,6 +258,12 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content or [])
+
+
+def _ran(calls: list[ToolCall], turn: _Turn) -> list[ToolCall]:
+    """Every tool call of the question so far, once each: those already collected and those of the pass that was
+    cut short (an error or the time budget ends a pass before its calls are collected)."""
+    return list({c.call_id: c for c in [*calls, *turn.calls]}.values())
 
 
 def _fallback_text(calls: Sequence[ToolCall], lang: str, *, reason: str) -> str:
