@@ -125,10 +125,20 @@ def save_checkpoint(
         "metrics": metrics,
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    return atomic_torch_save(payload, path)
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save(obj)`` to a temporary file in the same folder, then ``os.replace`` over ``path``: an
+    interrupted save leaves the old file or the new one, never half of one (nor the temporary file)."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

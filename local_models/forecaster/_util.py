@@ -1,31 +1,19 @@
-"""Small helpers the forecaster needs until `local_models.common` lands.
+"""The forecaster's checkpoint and device helpers, on top of `local_models.common`.
 
-These mirror the shared helpers a colleague is writing in `local_models/common.py` (`seed_everything`,
-`pick_device`, `save_checkpoint`, `load_checkpoint`). They are kept here, with the same names and semantics, so
-the forecaster works on its own branch; once `common.py` is merged these should be deleted and imported from there.
+The forecaster predates the shared checkpoint dict of `local_models/common.py`: its own dict (with its own
+format version) and a device given as a string are kept so existing shop models still load. Seeding and the atomic
+write are the shared ones.
 """
 
 from __future__ import annotations
 
 import os
-import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from local_models.common import atomic_torch_save, seed_everything
 
-def seed_everything(seed: int) -> None:
-    """Seeds Python, NumPy and torch so that a training run is repeatable on the same machine.
-
-    Args:
-        seed: The seed for every random number generator in play.
-    """
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+__all__ = ["load_checkpoint", "pick_device", "save_checkpoint", "seed_everything"]
 
 
 def pick_device(prefer: str | None = None) -> str:
@@ -56,22 +44,7 @@ def save_checkpoint(obj: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     Returns:
         The final path.
     """
-    import torch
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        # Leave no half-written temp file behind, whatever interrupted the write; then re-raise.
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_torch_save(obj, path)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
