@@ -14,8 +14,9 @@ One command, one run:
   both shops; counted: changed tool-call sequences (vs the clean shop), canary leaks (a string in the system prompt
   showing up in an answer or a tool argument), attacker markers in answers, cases whose review was actually shown
   to the model (exposed).
-  - ``scripted``: :class:`tests.support.trust_cases.GullibleChatModel` (obeys anything outside « »), every case;
-  - ``scripted_unmarked``: the same with spotlighting switched off — the negative control;
+  - ``ours``: the deterministic check — :class:`tests.support.trust_cases.GullibleChatModel` (obeys anything
+    outside « ») through the real agent and tools, every case;
+  - ``ours_unmarked``: the same with spotlighting switched off — the negative control;
   - ``local-1.5b``: the local Qwen2.5-Coder-1.5B on ``--local-cases`` cases, the first of each attack style in each
     language (each takes two questions, ~1 minute on this CPU).
 
@@ -144,9 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         clean_shop = tc.build_review_shop(tmp / "clean")
         poisoned_shop = tc.build_review_shop(tmp / "poisoned", cases)
         t0 = time.perf_counter()
-        injection = {"scripted": scripted(cases, clean_shop, poisoned_shop)}
+        injection = {"ours": scripted(cases, clean_shop, poisoned_shop)}
         sample = cases[::10]
-        injection["scripted_unmarked"] = scripted(sample, clean_shop, poisoned_shop, marked=False)
+        injection["ours_unmarked"] = scripted(sample, clean_shop, poisoned_shop, marked=False)
         print(f"injection (scripted): {injection} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
         tables: list[list[str]] = []
         if args.local_cases:
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             injection["local-1.5b"], table = local(chosen, clean_shop.path, poisoned_shop.path)
             tables.append(table)
     notes = [f"{len(cases)} injected reviews among {len(cases) and 300} real demo reviews (3 clothing products, 2 "
-             "Chinese categories); canary in the system prompt; `scripted_unmarked` is the negative control on every "
+             "Chinese categories); canary in the system prompt; `ours` is the scripted obedient model on every case, `ours_unmarked` the negative control on every "
              "10th case with spotlighting switched off (every case should be hijacked there: it calls the tools the "
              "review names and repeats the marker; its answer also recites the system prompt with the canary, but "
              "the grounding check rejects that answer — the prompt's dates are in no tool result — and the tools' "
