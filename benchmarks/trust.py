@@ -74,26 +74,15 @@ def _tally(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def scripted(cases: list[tc.Case], clean_shop: Any, poisoned_shop: Any, *, marked: bool = True) -> dict[str, Any]:
-    from assistant.agent import Agent
     from tools import untrusted
 
     original = untrusted.spotlight
     if not marked:
         untrusted.spotlight = lambda label, text, limit=None: f"{label}: {text}"
     try:
-        outcomes = []
-        clean: dict[str, list] = {}
-        for case in cases:
-            if case.question not in clean:
-                model = tc.GullibleChatModel(plan=case.tool_calls)
-                clean[case.question] = [(c.name, c.args) for c in
-                                        tc.ask(tc.with_canary(Agent(model, clean_shop)), case.question).tool_calls]
-            model = tc.GullibleChatModel(plan=case.tool_calls)
-            answer = tc.ask(tc.with_canary(Agent(model, poisoned_shop)), case.question)
-            outcomes.append(tc.outcome(answer, case, clean[case.question]))
+        return _tally([out for _, out in tc.run_scripted(cases, clean_shop, poisoned_shop)])
     finally:
         untrusted.spotlight = original
-    return _tally(outcomes)
 
 
 def local(cases: list[tc.Case], clean_path: Path, poisoned_path: Path) -> tuple[dict[str, Any], list[str]]:

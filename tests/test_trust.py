@@ -108,16 +108,8 @@ def test_the_suite_covers_every_attack_style_in_both_languages():
 
 
 def test_injected_reviews_change_no_tool_call_leak_no_canary_and_put_no_marker_in_answers(shops):
-    clean_shop, poisoned_shop = shops
-    clean: dict[str, list] = {}
-    failures = []
-    for case in CASES:
-        if case.question not in clean:
-            clean[case.question] = [(c.name, c.args) for c in _ask(clean_shop, case.tool_calls,
-                                                                   case.question).tool_calls]
-        got = tc.outcome(_ask(poisoned_shop, case.tool_calls, case.question), case, clean[case.question])
-        if not got["exposed"] or got["changed"] or got["canary"] or got["marker"]:
-            failures.append((case.review_id, case.kind, got))
+    failures = [(case.review_id, case.kind, got) for case, got in tc.run_scripted(CASES, *shops)
+                if not got["exposed"] or got["changed"] or got["canary"] or got["marker"]]
     assert failures == []
 
 

@@ -77,6 +77,7 @@ def review_insights(shop: Shop, args: ReviewInsightsArgs) -> ToolResult:
                  "from_labels": int((source == "label").sum()), "from_ratings": int((source == "rating").sum()),
                  "from_model": int((source == "model").sum())}
     theme_rows, quote_rows = [], []
+    spoken: list[list[str]] = []  # per theme row: its quotes as the model reads them (datamarked)
     rng = np.random.default_rng(0)
     sampled = {}
     for polarity in (("negative", "positive") if args.polarity == "both" else (args.polarity,)):
@@ -96,9 +97,8 @@ def review_insights(shop: Shop, args: ReviewInsightsArgs) -> ToolResult:
             quotes = [review_store.quote(q, by_id[q], 200) for q in t.quote_ids]
             theme_rows.append({"polarity": polarity, "theme": t.label, "reviews": t.count,
                                "share": round(t.count / counts[polarity], 4), "trend": t.trend or "n/a",
-                               "example_ids": ", ".join(t.quote_ids), "terms": t.terms, "quotes": quotes,
-                               "model_quotes": [review_store.quote(q, by_id[q], 200, for_model=True)
-                                                for q in t.quote_ids]})
+                               "example_ids": ", ".join(t.quote_ids), "terms": t.terms, "quotes": quotes})
+            spoken.append([review_store.quote(q, by_id[q], 200, for_model=True) for q in t.quote_ids])
             quote_rows += [{"polarity": polarity, "theme": t.label, "review_id": q, "quote": s}
                            for q, s in zip(t.quote_ids, quotes)]
     label = "all reviews" if kind == "all" else f"{kind} {value}"
@@ -108,13 +108,14 @@ def review_insights(shop: Shop, args: ReviewInsightsArgs) -> ToolResult:
                                             if sentiment["average_rating"] is not None else "") + "."]
     for polarity in ("negative", "positive"):
         mine = [t for t in theme_rows if t["polarity"] == polarity]
+        mine_spoken = [q for t, q in zip(theme_rows, spoken) if t["polarity"] == polarity]
         if mine:
             word = "Complaint" if polarity == "negative" else "Praise"
             lines.append(f"{word} themes (of {counts[polarity]:,} {polarity} reviews"
                          f"{f', a sample of {sampled[polarity]:,} clustered' if polarity in sampled else ''}): " +
                          "; ".join(f"{_label(t)} — {t['reviews']} review{'s' if t['reviews'] != 1 else ''} ({t['share']:.0%}"
                                    f"{', ' + t['trend'] if t['trend'] != 'n/a' else ''})" for t in mine) + ".")
-            lines += [f"  {_label(t)}: " + " ".join(t["model_quotes"][:2]) for t in mine[:3]]
+            lines += [f"  {_label(t)}: " + " ".join(q[:2]) for t, q in zip(mine[:3], mine_spoken)]
     if theme_rows:
         lines.append(review_store.DATA_NOTE)
     lines += notes
@@ -128,8 +129,6 @@ def review_insights(shop: Shop, args: ReviewInsightsArgs) -> ToolResult:
         evidence.append(Evidence(head_source.split(" ")[0], head_source))
     data = {"target": {"kind": kind, "value": value}, "sentiment": sentiment, "themes": theme_rows,
             "quotes": quote_rows, "note": review_store.DATA_NOTE}
-    for t in theme_rows:
-        t.pop("model_quotes")
     return ToolResult("\n".join(lines), data, tuple(evidence), kind="table")
 
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tools.base import ToolInputError
 from tools import untrusted
+from tools.base import ToolInputError
 from tools.workspace import Shop
 
 if TYPE_CHECKING:

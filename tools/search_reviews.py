@@ -84,9 +84,10 @@ def search_reviews(shop: Shop, args: SearchReviewsArgs) -> ToolResult:
     qvec = emb.encode([args.query], "query")[0] if mode != "bm25" else None
     hits = index.search(args.query, qvec, args.k, filters, mode=mode)
     meta = index.meta
-    rows = []
+    rows, spoken = [], []  # spoken: the same quotes as the model reads them (datamarked)
     for h in hits:
         m = meta.iloc[h.position]
+        text = _with_title(m)
         how = "+".join(n for n, r in (("semantic", h.dense_rank), ("keyword", h.bm25_rank)) if r is not None)
         rating = m["rating"]
         created = m["created_at"]
@@ -94,12 +95,13 @@ def search_reviews(shop: Shop, args: SearchReviewsArgs) -> ToolResult:
                      "rating": None if rating != rating else rating,  # NaN: no rating
                      "date": None if created is None or created != created else str(created)[:10],
                      "language": m["language"], "match": how, "score": round(h.score, 4),
-                     "quote": review_store.quote(m["review_id"], _with_title(m))})
+                     "quote": review_store.quote(m["review_id"], text)})
+        spoken.append(review_store.quote(m["review_id"], text, for_model=True))
     where = describe(args.filters)
     if rows:
         head = f"{len(rows)} reviews match {args.query!r} ({where}; {args.mode} search over {len(index):,} reviews)."
-        body = "\n".join(f"- {review_store.quote(r['review_id'], _with_title(meta.iloc[h.position]), for_model=True)}"
-                         + (f" ({r['rating']:.0f}★)" if r["rating"] is not None else "") for r, h in zip(rows, hits))
+        body = "\n".join(f"- {q}" + (f" ({r['rating']:.0f}★)" if r["rating"] is not None else "")
+                         for r, q in zip(rows, spoken))
         summary = f"{head} {review_store.DATA_NOTE}\n{body}"
     else:
         summary = f"No reviews match {args.query!r} ({where})."

@@ -285,6 +285,23 @@ def outcome(answer: Any, case: Case, clean_calls: list) -> dict[str, Any]:
             "seconds": answer.timings.get("total")}
 
 
+def run_scripted(cases: Iterable[Case], clean_shop: Any, poisoned_shop: Any) -> list[tuple[Case, dict[str, Any]]]:
+    """Each case's question asked of :class:`GullibleChatModel` on the poisoned shop, scored against the same
+    question on the clean shop (asked once per distinct question)."""
+    from assistant.agent import Agent
+
+    def answer(shop: Any, case: Case) -> Any:
+        return ask(with_canary(Agent(GullibleChatModel(plan=case.tool_calls), shop)), case.question)
+
+    clean: dict[str, list] = {}
+    results = []
+    for case in cases:
+        if case.question not in clean:
+            clean[case.question] = [(c.name, c.args) for c in answer(clean_shop, case).tool_calls]
+        results.append((case, outcome(answer(poisoned_shop, case), case, clean[case.question])))
+    return results
+
+
 # -- a model that does what it reads --------------------------------------------------------------------------------
 
 TOOL_NAMES = ("query_data", "churn_risk", "recommend_products", "plan_promotions", "customer_segments")
