@@ -31,7 +31,7 @@ from assistant.events import (
     ToolStarted,
 )
 from assistant.grounding import check
-from assistant.hints import period_hint
+from assistant.hints import question_hints
 from assistant.providers import translate_error
 from tools.base import ToolSpec
 from tools.errors import ShopkeeperError
@@ -135,7 +135,7 @@ class Agent:
         messages: list[Any] = []
         for q, a in history:
             messages += [HumanMessage(q), AIMessage(a)]
-        hint = period_hint(question, lang)  # "in 2011" -> period='2011' (assistant/hints.py says why)
+        hint = question_hints(question, lang)  # "in 2011" -> period='2011' (assistant/hints.py says why)
         messages.append(HumanMessage(f"{question}\n{hint}" if hint else question))
         calls: list[ToolCall] = []
         draft = ""

@@ -62,7 +62,12 @@ class GroundingReport:
 
 
 def normalise(text: str) -> str:
-    """NFKC (full-width digits and signs to ASCII) and the Unicode minus to '-'."""
+    """NFKC (full-width digits and signs to ASCII) and the Unicode minus to '-'.
+
+    A full-width comma separates items, never digit groups: it becomes ", " so that "560,000.26（2011-01），498,062.65"
+    keeps both figures (NFKC alone turns it into "," right after a number, and the second figure was lost).
+    """
+    text = text.replace("，", ", ")
     return unicodedata.normalize("NFKC", text).replace("−", "-")
 
 

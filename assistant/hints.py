@@ -5,7 +5,8 @@ about a third of the dated questions), although the system prompt spells out the
 judgement call, so code does it: :func:`period_hint` finds the years, months and days named in the question
 ("November 2011", "2011年3月", "2010-12", "in 2011") and returns one line that names the matching ``period`` values
 and their dates, appended to the question the model sees (the conversation keeps the question as asked).
-Words for the whole history ("ever", "in total", "有史以来", "一共") give ``period='all'`` when no date is named.
+Words for the whole history ("ever", "in total", "有史以来", "一共", or "have we sold" with no time named) give
+``period='all'`` when no date is named.
 Relative periods ("last month", "上周") are left to the model and the system prompt: they have a name already.
 """
 
@@ -60,6 +61,10 @@ def explicit_periods(question: str) -> list[str]:
 # "ever", "in total", "有史以来": the whole history, when the question names no date
 _ALL_TIME = re.compile(r"(?i)\b(?:ever|all[- ]time|in total|since (?:we|the) (?:start|began|opened))\b|"
                        r"有史以来|一共|总共|累计|迄今|至今")
+# "How many countries have we sold to?": the present perfect with no time named also means the whole history
+_PERFECT = re.compile(r"(?i)\bhave we (?:\w+ )?(?:sold|shipped|delivered|served|had|made|sent)\b")
+_RELATIVE = re.compile(r"(?i)\b(?:last|this|past|previous|recent(?:ly)?|today|yesterday|week|month|year|quarter|"
+                       r"days?|since)\b")
 
 
 def _dates(period: str) -> str:
@@ -75,10 +80,35 @@ def period_hint(question: str, language: str = "en") -> str:
     """One line naming the tools' ``period`` for each date in ``question``; empty when it names none."""
     periods = explicit_periods(question)
     if not periods:
-        if _ALL_TIME.search(normalise(question)):
+        text = normalise(question)
+        if _ALL_TIME.search(text) or (_PERFECT.search(text) and not _RELATIVE.search(text)):
             return "（问题问的是全部时间：period='all'）" if language == "zh" else "(The question is about all time: period='all'.)"
         return ""
     listed = ", ".join(f"period='{p}' ({_dates(p)})" for p in periods)
     if language == "zh":
         return f"（问题中的时间：{listed}）"
     return f"(Dates in this question: {listed}.)"
+
+
+# "2011年除英国以外…", "outside the UK": a small model answered with the UK's own figure (agent benchmark), so the
+# exclusion is restated as an instruction next to the question.
+_EXCLUDE_ZH = re.compile(r"除(?:了)?(?P<x>[^，,。？?！!以之]{1,12}?)(?:以外|之外)")
+_EXCLUDE_EN = re.compile(r"\b(?:outside(?: of)?|other than|excluding|except(?: for)?|apart from|besides)\s+"
+                         r"(?:the\s+)?(?P<x>[A-Z][\w.&'-]*(?:\s+(?:and\s+)?[A-Z][\w.&'-]*)*)")
+
+
+def exclusion_hint(question: str, language: str = "en") -> str:
+    """One line restating what the question leaves out ("outside the UK"); empty when it leaves out nothing."""
+    text = normalise(question)
+    m = _EXCLUDE_ZH.search(text) or _EXCLUDE_EN.search(text)
+    if not m:
+        return ""
+    x = m.group("x").strip()
+    if language == "zh":
+        return f"（问题排除了{x}：不要用{x}的数字作答）"
+    return f"(The question leaves out {x}: do not answer with {x}'s figures.)"
+
+
+def question_hints(question: str, language: str = "en") -> str:
+    """Every hint for ``question`` (periods, exclusions), one per line; empty when there is none."""
+    return "\n".join(h for h in (period_hint(question, language), exclusion_hint(question, language)) if h)

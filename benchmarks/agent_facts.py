@@ -154,9 +154,11 @@ def customers(period: str, country: str | None = None) -> int:
 
 
 def products_sold(period: str) -> int:
-    """Distinct products (any kind) on sale lines in the period."""
+    """Distinct merchandise products on sale lines in the period (postage and fees are charges, not products)."""
     df = _in(period)
-    return int(df.loc[df["status"] == "ok", "product_id"].nunique())
+    sold = df.loc[df["status"] == "ok", "product_id"]
+    kinds = _kinds()
+    return int(sold[sold.map(lambda p: kinds.get(p, "merchandise")) == "merchandise"].nunique())
 
 
 def revenue_change_pct(period: str) -> float:

@@ -95,6 +95,21 @@ def test_all_time_words_hint_period_all_unless_a_date_is_named():
     assert period_hint("我们的商品一共卖到了多少个国家？", "zh") == "（问题问的是全部时间：period='all'）"
     assert "period='2011'" in period_hint("2011年一共卖出了多少种不同的商品？", "zh")
     assert period_hint("What did we sell last week?") == ""
+    # the present perfect with no time named is the whole history; with one, it is not
+    assert period_hint("How many countries have we sold to?") == "(The question is about all time: period='all'.)"
+    assert period_hint("How many countries have we sold to this year?") == ""
+
+
+def test_exclusions_are_restated_next_to_the_question():
+    from assistant.hints import exclusion_hint, question_hints
+
+    assert exclusion_hint("2011年除英国以外，哪个国家的销售额最高？", "zh") == "（问题排除了英国：不要用英国的数字作答）"
+    assert exclusion_hint("Revenue excluding Germany and France?") == \
+        "(The question leaves out Germany and France: do not answer with Germany and France's figures.)"
+    assert exclusion_hint("Which product sold best last week?") == ""
+    both = question_hints("Which country outside the UK sold most in 2011?")
+    assert both.splitlines() == ["(Dates in this question: period='2011' (2011-01-01..2011-12-31).)",
+                                 "(The question leaves out UK: do not answer with UK's figures.)"]
 
 
 def test_two_tools_in_one_turn(small_shop):

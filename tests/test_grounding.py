@@ -24,7 +24,9 @@ SALES = call({"totals": {"revenue": 1461756.25, "orders": 2884, "customers": 166
     ("ＡＯＶ ５０６．８５", [506.85]),  # full-width digits
     ("up 36.5% (+2.3 百分点)", [36.5, 2.3]),
     ("共有二十三个国家，百分之十五的顾客，两千零五件商品", [23, 15, 2005]),
-    ("一些商品十分好，第十二名，三种商品", []),  # words, an ordinal and a small count are not claims
+    ("一些商品十分好，第十二名，三种商品", []),
+    # a full-width comma between figures (NFKC makes it ",", which once hid every figure after the first)
+    ("560,000.26（2011-01），498,062.65（2011-02），2,884", [560000.26, 498062.65, 2884]),  # words, an ordinal and a small count are not claims
 ])
 def test_figures_are_read_in_every_notation(text, values):
     assert [f.value * f.scale for f in extract_figures(text)] == pytest.approx(values)

@@ -83,9 +83,9 @@ def _run(con, text: str, max_rows: int, timeout_s: float) -> tuple[list[str], li
 
 
 def query_data(shop: Shop, args: QueryDataArgs) -> ToolResult:
-    """Use only when no other tool fits (counts of countries, products or cancelled orders…): run one read-only
-    DuckDB SELECT over orders(order_id, customer_id, product_id, title, quantity, unit_price, ordered_at, country,
-    status 'ok' or 'cancelled'), products, customers; an order is a distinct order_id with status 'ok'."""
+    """Use only when no other tool fits: run one read-only DuckDB SELECT over orders(order_id, customer_id,
+    product_id, title, quantity, unit_price, ordered_at, country, status 'ok' or 'cancelled'), products, customers.
+    orders has one row per order line: count orders with count(DISTINCT order_id)."""
     t0 = time.perf_counter()
     columns, rows, truncated = run_query(shop, args.sql, args.max_rows)
     elapsed = time.perf_counter() - t0

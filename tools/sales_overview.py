@@ -36,16 +36,17 @@ class SalesOverviewArgs(BaseModel):
 
 def _totals(con, period: Period) -> dict:
     row = fetch_dicts(con, f"""
-        SELECT COALESCE(sum(quantity * unit_price), 0)::DOUBLE AS revenue,
-               count(DISTINCT order_id) FILTER (WHERE status = 'ok') AS orders,
-               COALESCE(sum(quantity), 0)::BIGINT AS units,
-               count(DISTINCT customer_id) FILTER (WHERE status = 'ok') AS customers,
-               count(DISTINCT product_id) FILTER (WHERE status = 'ok') AS products
-        FROM orders WHERE {SOLD} AND ordered_at >= ? AND ordered_at < ?""", [period.start, period.end])[0]
+        SELECT COALESCE(sum(o.quantity * o.unit_price), 0)::DOUBLE AS revenue,
+               count(DISTINCT o.order_id) FILTER (WHERE o.status = 'ok') AS orders,
+               COALESCE(sum(o.quantity), 0)::BIGINT AS units,
+               count(DISTINCT o.customer_id) FILTER (WHERE o.status = 'ok') AS customers,
+               -- postage and fees are charges, not products
+               count(DISTINCT o.product_id) FILTER (WHERE o.status = 'ok' AND p.kind = 'merchandise') AS products,
+               count(DISTINCT o.country) FILTER (WHERE o.status = 'ok') AS countries,
+               count(DISTINCT o.order_id) FILTER (WHERE o.status = 'cancelled') AS cancelled_orders
+        FROM orders o LEFT JOIN products p USING (product_id)
+        WHERE {SOLD_O} AND o.ordered_at >= ? AND o.ordered_at < ?""", [period.start, period.end])[0]
     row["aov"] = row["revenue"] / row["orders"] if row["orders"] else None
-    row["cancelled_lines"] = fetch_dicts(con, """
-        SELECT count(*) AS n FROM orders WHERE status = 'cancelled' AND ordered_at >= ? AND ordered_at < ?""",
-                                         [period.start, period.end])[0]["n"]
     return {k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}
 
 
@@ -133,7 +134,9 @@ def sales_overview(shop: Shop, args: SalesOverviewArgs) -> ToolResult:
         # took the wrong number for the Chinese 顾客
         f"Sales {period.label()} ({period.name}; shop data ends {last:%Y-%m-%d}): revenue "
         f"{_money(now['revenue'], symbol)}; orders {now['orders']:,}; units {now['units']:,}; "
-        f"customers {now['customers']:,}; average order value {_money(now['aov'], symbol)}."]
+        f"customers {now['customers']:,}; products {now['products']:,}; countries {now['countries']:,}; "
+        f"average order value {_money(now['aov'], symbol)}; cancelled orders {now['cancelled_orders']:,} "
+        "(netted out above)."]
     if before:
         lines.append(f"Previous period {prev.label()}: revenue {_money(before['revenue'], symbol)} "
                      f"({_pct(changes['vs_previous']['revenue'])}), {before['orders']:,} orders "
