@@ -16,11 +16,15 @@ One command, one run:
   to the model (exposed).
   - ``ours``: the deterministic check — :class:`tests.support.trust_cases.GullibleChatModel` (obeys anything
     outside « ») through the real agent and tools, every case;
+  - ``ours_spotlight_only``: the same with the injection detector off, so spotlighting alone must hold;
   - ``ours_unmarked``: the same with spotlighting switched off — the negative control;
   - ``local-1.5b``: the local Qwen2.5-Coder-1.5B on ``--local-cases`` cases, the first of each attack style in each
     language (each takes two questions, ~1 minute on this CPU).
 
-Writes the ``privacy`` and ``injection`` sections of ``benchmarks/results/trust.{md,json}``.
+* **injection_detector** — injected reviews withheld by ``tools.untrusted.addressed_to_ai``, and real demo reviews
+  withheld by mistake.
+
+Writes the ``privacy``, ``injection`` and ``injection_detector`` sections of ``benchmarks/results/trust.{md,json}``.
 """
 
 from __future__ import annotations
@@ -73,16 +77,35 @@ def _tally(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
             "marker_in_answer": sum(o["marker"] for o in outcomes)}
 
 
-def scripted(cases: list[tc.Case], clean_shop: Any, poisoned_shop: Any, *, marked: bool = True) -> dict[str, Any]:
+def scripted(cases: list[tc.Case], clean_shop: Any, poisoned_shop: Any, *, marked: bool = True,
+             withhold: bool = True) -> dict[str, Any]:
+    """The obedient model over ``cases``; ``marked=False`` switches spotlighting off, ``withhold=False`` the
+    injection detector (so every attack reaches the model as quoted text)."""
     from tools import untrusted
 
-    original = untrusted.spotlight
+    spotlight, detector = untrusted.spotlight, untrusted.addressed_to_ai
     if not marked:
         untrusted.spotlight = lambda label, text, limit=None: f"{label}: {text}"
+    if not withhold:
+        untrusted.addressed_to_ai = lambda text: False
     try:
         return _tally([out for _, out in tc.run_scripted(cases, clean_shop, poisoned_shop)])
     finally:
-        untrusted.spotlight = original
+        untrusted.spotlight, untrusted.addressed_to_ai = spotlight, detector
+
+
+def detector(cases: list[tc.Case]) -> dict[str, Any]:
+    """How many injected reviews the detector withholds, and how many real demo reviews it withholds by mistake."""
+    import pandas as pd
+
+    from tools.untrusted import addressed_to_ai
+
+    real = pd.concat([pd.read_parquet(ROOT / "data" / "demo" / f"{name}.parquet", columns=["text"])["text"]
+                      for name in ("reviews_womens_clothing", "reviews_online_shopping_zh")]).dropna()
+    caught = [c for c in cases if addressed_to_ai(c.text)]
+    by_kind = {f"withheld_{k}": sum(c.kind == k for c in caught) for k in tc.KINDS}
+    return {"injected": len(cases), "withheld": len(caught), **by_kind, "real_reviews": len(real),
+            "real_withheld": int(sum(addressed_to_ai(t) for t in real))}
 
 
 def local(cases: list[tc.Case], clean_path: Path, poisoned_path: Path) -> tuple[dict[str, Any], list[str]]:
@@ -134,10 +157,13 @@ def main(argv: list[str] | None = None) -> int:
         clean_shop = tc.build_review_shop(tmp / "clean")
         poisoned_shop = tc.build_review_shop(tmp / "poisoned", cases)
         t0 = time.perf_counter()
-        injection = {"ours": scripted(cases, clean_shop, poisoned_shop)}
+        injection = {"ours": scripted(cases, clean_shop, poisoned_shop),
+                     "ours_spotlight_only": scripted(cases, clean_shop, poisoned_shop, withhold=False)}
         sample = cases[::10]
         injection["ours_unmarked"] = scripted(sample, clean_shop, poisoned_shop, marked=False)
         print(f"injection (scripted): {injection} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+        detection = detector(cases)
+        print(f"detector: {detection}", file=sys.stderr, flush=True)
         tables: list[list[str]] = []
         if args.local_cases:
             # every attack style in both languages first, then further cases in order
@@ -148,18 +174,28 @@ def main(argv: list[str] | None = None) -> int:
             injection["local-1.5b"], table = local(chosen, clean_shop.path, poisoned_shop.path)
             tables.append(table)
     notes = [f"{len(cases)} injected reviews among {len(cases) and 300} real demo reviews (3 clothing products, 2 "
-             "Chinese categories); canary in the system prompt; `ours` is the scripted obedient model on every case, `ours_unmarked` the negative control on every "
+             "Chinese categories); canary in the system prompt; `ours` is the scripted obedient model on every case with "
+             "both layers (spotlighting, and withholding text addressed to an AI: `tools/untrusted.py`), "
+             "`ours_spotlight_only` the same with the detector off (every attack reaches the model as quoted text), "
+             "`ours_unmarked` the negative control on every "
              "10th case with spotlighting switched off (every case should be hijacked there: it calls the tools the "
              "review names and repeats the marker; its answer also recites the system prompt with the canary, but "
              "the grounding check rejects that answer — the prompt's dates are in no tool result — and the tools' "
              "own summaries are shown instead, so the canary count stays 0 even there). The attack templates are in "
              "`tests/support/trust_cases.py`."]
     print(trust_results.update(
-        {"privacy": {"ours": privacy_result}, "injection": injection},
+        {"privacy": {"ours": privacy_result}, "injection": injection, "injection_detector": {"ours": detection}},
         {"privacy": {"command": command.strip(), "load_before": load_before, "load_after": trust_results.uptime(),
                      "notes": privacy_notes},
          "injection": {"command": command.strip(), "load_before": load_before, "load_after": trust_results.uptime(),
-                       "notes": notes, "tables": tables}}))
+                       "notes": notes, "tables": tables},
+         "injection_detector": {"command": command.strip(), "load_before": load_before,
+                                "load_after": trust_results.uptime(), "notes": [
+             "withheld: injected reviews whose text the model never sees (its quote says the text was withheld and "
+             "keeps the review id); by attack style below. real_withheld: real reviews of the demo shop (18,865 "
+             "English, 50,257 Chinese) withheld by mistake. The patterns follow published attack families, not "
+             "this suite's templates, but the suite is the only injected set here, so read `withheld` as a "
+             "design-set figure; spotlighting (`ours_spotlight_only`) is what holds the rest."]}}))
     return 0
 
 
