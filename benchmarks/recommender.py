@@ -173,18 +173,27 @@ def run_popular(task: Task, window_note: str) -> dict:
 def run_ours(task: Task, args, log) -> dict:
     import torch
 
+    from local_models.recommender.baselines import EASE
+    from local_models.recommender.blend import ItemItem, blend, fit_blend
     from local_models.recommender.evaluate import evaluate
     from local_models.recommender.model import Config
     from local_models.recommender.train import TrainConfig, make_score_fn, train
 
     runs = []
+    # The item-item half does not depend on the seed: fitted once per ridge, its time added to every seed's.
+    t0 = time.perf_counter()
+    fitted = ({l2: ItemItem.fit(task.train_seqs, task.n_items, l2, args.neighbours) for l2 in args.blend_l2}
+              if task.n_items <= EASE.max_items else {})
+    item_item_s = time.perf_counter() - t0
+    log(f"  ours item-item (EASE l2 {list(fitted)}, {args.neighbours} neighbours): {item_item_s:.0f}s")
     for seed in range(args.seeds):
         model_config = Config(n_items=task.n_items, max_len=args.max_len, hidden=args.hidden, n_layers=args.layers,
                               n_heads=args.heads, dropout=args.dropout, attn_dropout=args.dropout,
                               loss=args.loss, n_negatives=args.n_negatives)
         train_config = TrainConfig(lr=args.lr, batch_size=args.batch_size, max_epochs=args.max_epochs,
                                    patience=args.patience, eval_every=args.eval_every, seed=seed,
-                                   max_time_s=args.max_train_minutes * 60 if args.max_train_minutes else None)
+                                   max_time_s=args.max_train_minutes * 60 if args.max_train_minutes else None,
+                                   novel_targets=task.name in args.novel_targets)
 
         def progress(r: dict) -> None:
             if "valid_ndcg@10" in r:
@@ -192,20 +201,40 @@ def run_ours(task: Task, args, log) -> dict:
                     f"{r['valid_ndcg@10']:.4f} ({r['elapsed_s']:.0f}s)")
 
         res = train(model_config, task.train_seqs, task.valid, task.counts, train_config, on_epoch=progress)
-        t = evaluate(make_score_fn(res.model, torch.device("cpu")), task.test, task.counts, k=K, batch_size=1024)
-        log(f"  ours seed {seed}: best epoch {res.best_epoch}/{res.epochs_run}, valid ndcg@10 "
-            f"{res.best_valid['ndcg@10']:.4f}, test ndcg@10 {t['ndcg@10']:.4f}, train {res.train_s:.0f}s")
-        runs.append((t, res))
+        seq_score = make_score_fn(res.model, torch.device("cpu"))
+        t0 = time.perf_counter()
+        item_item, weight, blend_valid = fit_blend(lambda h: seq_score(h, None), task.train_seqs, task.n_items,
+                                                   task.valid, task.counts, list(fitted), args.neighbours,
+                                                   fitted=fitted)
+        blend_s = time.perf_counter() - t0
+        valid_ndcg = blend_valid.get("ndcg@10", res.best_valid["ndcg@10"])
+
+        def score(hist, customers, item_item=item_item, weight=weight):
+            seqs = seq_score(hist, customers)
+            return blend(seqs, item_item.score(hist), weight) if item_item is not None else seqs
+
+        t = evaluate(score, task.test, task.counts, k=K, batch_size=1024)
+        log(f"  ours seed {seed}: best epoch {res.best_epoch}/{res.epochs_run}, valid ndcg@10 sequence model "
+            f"{res.best_valid['ndcg@10']:.4f}, blend {valid_ndcg:.4f} (weight {weight}, l2 "
+            f"{item_item.l2 if item_item else '-'}), test ndcg@10 {t['ndcg@10']:.4f}, train {res.train_s:.0f}s "
+            f"+ weight choice {blend_s:.0f}s + item-item {item_item_s:.0f}s")
+        res.train_s += blend_s + item_item_s  # every seed's time includes the item-item fits it relies on
+        runs.append((t, res, weight, item_item.l2 if item_item else None, valid_ndcg))
     keys = ("ndcg@10", "hr@10", "recall@10", "coverage@10", "pop_percentile", "users_per_s")
-    row = {k: float(np.mean([t[k] for t, _ in runs])) for k in keys}
-    row["ndcg@10_std"] = float(np.std([t["ndcg@10"] for t, _ in runs]))
-    row["train_s"] = float(np.mean([r.train_s for _, r in runs]))
+    row = {k: float(np.mean([r[0][k] for r in runs])) for k in keys}
+    row["ndcg@10_std"] = float(np.std([r[0]["ndcg@10"] for r in runs]))
+    row["train_s"] = float(np.mean([r[1].train_s for r in runs]))
     row["seeds"] = args.seeds
-    row["best_epochs"] = [r.best_epoch for _, r in runs]
-    row["epochs_run"] = [r.epochs_run for _, r in runs]
-    row["valid_ndcg"] = float(np.mean([r.best_valid["ndcg@10"] for _, r in runs]))
+    row["best_epochs"] = [r[1].best_epoch for r in runs]
+    row["epochs_run"] = [r[1].epochs_run for r in runs]
+    row["valid_ndcg"] = float(np.mean([r[4] for r in runs]))
+    row["valid_ndcg_sequence_model"] = float(np.mean([r[1].best_valid["ndcg@10"] for r in runs]))
+    row["blend_weights"] = [r[2] for r in runs]
+    row["blend_l2"] = [r[3] for r in runs]
     row["params"] = {**model_config.to_dict(), **{k: v for k, v in train_config.to_dict().items()
-                                                  if k in ("lr", "batch_size", "max_epochs", "patience", "max_time_s")}}
+                                                  if k in ("lr", "batch_size", "max_epochs", "patience", "max_time_s",
+                                                           "novel_targets")},
+                     "blend_l2_grid": list(args.blend_l2), "neighbours": args.neighbours}
     return row
 
 
@@ -290,7 +319,9 @@ def write_results(results: dict, meta: dict, out_dir: Path) -> None:
             settings = r.get("params", {})
             if m == "ours":
                 settings = (f"{r['seeds']} seeds, best epochs {r['best_epochs']} of {r['epochs_run']}, "
-                            f"loss {settings.get('loss')}, negatives {settings.get('n_negatives')}")
+                            f"loss {settings.get('loss')}, negatives {settings.get('n_negatives')}, dropout "
+                            f"{settings.get('dropout')}, lr {settings.get('lr')}; blend weights "
+                            f"{r.get('blend_weights')}, EASE l2 {r.get('blend_l2')}")
             lines.append(f"| {m} | {ndcg} | {r['hr@10']:.4f} | {r['recall@10']:.4f} | {r['coverage@10']:.3f} | "
                          f"{r['pop_percentile']:.1f} | {r['train_s']:.1f} | {r['users_per_s']:,.0f} | {settings} |")
         base = {m: r["ndcg@10"] for m, r in methods.items() if m != "ours"}
@@ -312,20 +343,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=1, help="datasets run in parallel processes")
     p.add_argument("--max-epochs", type=int, default=200)
     p.add_argument("--patience", type=int, default=5, help="validation evaluations without improvement")
-    p.add_argument("--eval-every", type=int, default=1)
+    p.add_argument("--eval-every", type=int, default=2)
     p.add_argument("--max-train-minutes", type=float, default=None, help="per seed; best model so far is kept")
     p.add_argument("--dataset-seeds", nargs="*", default=[], metavar="NAME=N", help="per-dataset --seeds")
     p.add_argument("--dataset-minutes", nargs="*", default=[], metavar="NAME=M",
                    help="per-dataset --max-train-minutes")
     p.add_argument("--ease-l2", type=float, nargs="+", default=[100.0, 500.0], help="EASE ridge grid")
+    p.add_argument("--blend-l2", type=float, nargs="*", default=[100.0, 500.0],
+                   help="EASE ridges for the item-item half of ours (none: the sequence model alone)")
+    p.add_argument("--neighbours", type=int, default=200, help="item-item weights kept per item in ours")
+    p.add_argument("--novel-targets", nargs="*", default=["online_retail"], metavar="NAME",
+                   help="datasets on which ours learns only from purchases of products new to the customer")
     p.add_argument("--loss", default="mixed", choices=["ce", "sampled", "mixed"])
     p.add_argument("--n-negatives", type=int, default=1024)
     p.add_argument("--max-len", type=int, default=50)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--heads", type=int, default=1)
-    p.add_argument("--dropout", type=float, default=0.3)
-    p.add_argument("--lr", type=float, default=5e-3)
+    p.add_argument("--dropout", type=float, default=0.5)
+    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--out-dir", type=Path, default=REPO / "benchmarks/results")
     return p.parse_args(argv)

@@ -166,6 +166,40 @@ def test_save_load_gives_same_recommendations(beauty, tmp_path):
     assert loaded.history(some[0]) == rec.history(some[0])
 
 
+def test_blended_recommender_saves_loads_and_old_checkpoints_still_load(beauty, tmp_path):
+    config = RecommenderConfig(model=SMALL, train={"max_epochs": 2, "batch_size": 64, "lr": 3e-3},
+                               blend_weights=[1.0])  # force the blend so this test always covers it
+    rec = Recommender.fit(beauty["inter"], config)
+    assert rec.item_item is not None and rec.blend_weight == 1.0 and rec.metrics["blend"]["weight"] == 1.0
+    some = rec.customers[:50]
+    loaded = Recommender.load(rec.save(tmp_path / "rec").parent)
+    assert loaded.blend_weight == 1.0 and loaded.recommend_batch(some, 10) == rec.recommend_batch(some, 10)
+    # A checkpoint written before the blend existed (no item-item tensors, no weight) is the model alone.
+    ckpt = load_checkpoint(tmp_path / "rec" / "recommender.pt")
+    state = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith("item_item.")}
+    config = {k: v for k, v in ckpt["config"].items() if k != "blend_weight"}
+    config["recommender"] = {k: v for k, v in config["recommender"].items()
+                             if k not in ("item_item_l2", "item_item_neighbours", "blend_weights")}
+    save_checkpoint(tmp_path / "old" / "recommender.pt", config, state, ckpt["id_maps"], ckpt["metrics"])
+    old = Recommender.load(tmp_path / "old")
+    assert old.item_item is None and old.blend_weight == 0.0
+    rec.item_item, rec.blend_weight = None, 0.0
+    assert old.recommend_batch(some, 10) == rec.recommend_batch(some, 10)
+
+
+def test_blend_weight_is_chosen_on_validation_and_helps_on_the_slice(beauty):
+    from local_models.recommender.blend import fit_blend
+
+    n = len(beauty["items"])
+    result = train(Config(n_items=n, **SMALL), beauty["train"], beauty["valid"], beauty["counts"],
+                   TrainConfig(max_epochs=3, batch_size=64, lr=3e-3))
+    score = make_score_fn(result.model, torch.device("cpu"))
+    item_item, weight, metrics = fit_blend(lambda h: score(h, None), beauty["train"], n, beauty["valid"],
+                                           beauty["counts"], l2s=[50.0])
+    assert metrics["ndcg@10"] >= result.best_valid["ndcg@10"] - 1e-9  # weight 0 is among the choices
+    assert (item_item is None) == (weight == 0.0)
+
+
 def test_recommend_excludes_seen_unless_repurchase_allowed(beauty):
     rec = _fit(beauty["inter"])
     customer = rec.customers[0]
@@ -308,3 +342,9 @@ def test_importing_the_recommender_package_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1], env={**os.environ, "PYTHONPATH": "."})
     assert out.stdout.strip() == "False"
+
+
+def test_novel_targets_drop_repurchases_only():
+    inputs, targets = training_windows([np.array([1, 2, 1, 3, 2, 4])], max_len=10, novel_only=True)
+    assert inputs[0, -5:].tolist() == [1, 2, 1, 3, 2]
+    assert targets[0, -5:].tolist() == [2, 0, 3, 0, 4]  # the second 1 and the second 2 are re-purchases

@@ -20,9 +20,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from local_models.common import UnknownCustomerError, load_checkpoint, save_checkpoint
+from local_models.recommender.blend import WEIGHTS
 from local_models.recommender.data import EvalSplit, ItemMap, as_interactions, build_sequences, pad_batch
 
 CHECKPOINT_NAME = "recommender.pt"
+ITEM_ITEM_PREFIX = "item_item."
 DAY_S = 86_400
 
 
@@ -36,16 +38,27 @@ class RecommenderConfig:
         popular_window_days: Popularity for cold customers counts purchases in this many days before the
             newest purchase (None: all time). Only meaningful when timestamps are epoch seconds.
         min_history: Customers with fewer purchases than this get the popular items instead of the model.
+        item_item_l2: EASE ridges tried for the item-item half of the blend (see ``blend.py``); the
+            ridge and the blend weight are chosen on validation. Empty: the sequence model alone.
+        item_item_neighbours: Item-item weights kept per product.
+        blend_weights: Blend weights tried on validation (0 = the sequence model alone).
     """
 
     model: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
     popular_window_days: int | None = 30
     min_history: int = 1
+    item_item_l2: list = field(default_factory=lambda: [100.0, 500.0])
+    item_item_neighbours: int = 200
+    blend_weights: list = field(default_factory=lambda: list(WEIGHTS))
 
 
 class Recommender:
     """A trained next-purchase model plus what it needs to serve: id maps, histories, popular items.
+
+    Customers are ranked by the sequence model blended with an item-item model (``blend.py``) when
+    validation chose a blend weight above 0; checkpoints saved before the blend existed load as the
+    sequence model alone.
 
     Build with :meth:`fit` or :meth:`load`, not the constructor.
     """
@@ -60,8 +73,12 @@ class Recommender:
         popular_counts: np.ndarray,
         config: RecommenderConfig,
         metrics: dict,
+        item_item: Any = None,
+        blend_weight: float = 0.0,
     ) -> None:
         self.model = model
+        self.item_item = item_item  # blend.ItemItem or None
+        self.blend_weight = blend_weight if item_item is not None else 0.0
         self.items = items
         self.customers = customers
         self.customer_index = {c: i for i, c in enumerate(customers)}
@@ -89,6 +106,8 @@ class Recommender:
         Raises:
             ValueError: No interactions, or no customer with two purchases.
         """
+        import torch
+
         from local_models.recommender.model import Config
         from local_models.recommender.train import TrainConfig, train
 
@@ -112,10 +131,22 @@ class Recommender:
         model_config = Config(n_items=len(items), **config.model)
         result = train(model_config, train_seqs, valid, counts, TrainConfig(**config.train))
         model = result.model.cpu()
+        item_item, weight, blend_valid = None, 0.0, {}
+        if valid is not None:
+            from local_models.recommender.blend import fit_blend
+            from local_models.recommender.train import make_score_fn
+
+            seq_score = make_score_fn(model, torch.device("cpu"))
+            item_item, weight, blend_valid = fit_blend(
+                lambda hist: seq_score(hist, None), train_seqs, len(items), valid, counts, config.item_item_l2,
+                config.item_item_neighbours, config.blend_weights)
         popular, popular_counts = _recent_popular(inter, items, config.popular_window_days)
         metrics = {"valid": result.best_valid, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                    "train_s": result.train_s}
-        return cls(model, items, customers, seqs, popular, popular_counts, config, metrics)
+        if item_item is not None:
+            metrics = {**metrics, "valid": blend_valid, "valid_sequence_model": result.best_valid,
+                       "blend": {"weight": weight, "l2": item_item.l2, "neighbours": config.item_item_neighbours}}
+        return cls(model, items, customers, seqs, popular, popular_counts, config, metrics, item_item, weight)
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write one checkpoint file (``recommender.pt``) into ``directory`` atomically.
@@ -131,9 +162,13 @@ class Recommender:
             "histories": {"offsets": offsets, "items": flat},
             "popular": {"items": self.popular_items.tolist(), "counts": self.popular_counts.tolist()},
         }
-        config = {"model": self.model.config.to_dict(), "recommender": asdict(self.config)}
-        return save_checkpoint(Path(directory) / CHECKPOINT_NAME, config, self.model.state_dict(), id_maps,
-                               self.metrics)
+        config = {"model": self.model.config.to_dict(), "recommender": asdict(self.config),
+                  "blend_weight": self.blend_weight}
+        state = dict(self.model.state_dict())
+        if self.item_item is not None:
+            # The item-item half travels in the same tensor dict under its own prefix.
+            state.update({f"{ITEM_ITEM_PREFIX}{k}": v for k, v in self.item_item.to_tensors().items()})
+        return save_checkpoint(Path(directory) / CHECKPOINT_NAME, config, state, id_maps, self.metrics)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "Recommender":
@@ -141,9 +176,16 @@ class Recommender:
         from local_models.recommender.model import Config, SASRec
 
         ckpt = load_checkpoint(Path(directory) / CHECKPOINT_NAME)
+        state = ckpt["state_dict"]
+        blended = {k[len(ITEM_ITEM_PREFIX):]: state.pop(k) for k in list(state) if k.startswith(ITEM_ITEM_PREFIX)}
         model = SASRec(Config(**ckpt["config"]["model"]))
-        model.load_state_dict(ckpt["state_dict"], strict=True)
+        model.load_state_dict(state, strict=True)
         model.eval()
+        item_item = None
+        if blended:
+            from local_models.recommender.blend import ItemItem
+
+            item_item = ItemItem.from_tensors(blended)
         maps = ckpt["id_maps"]
         offsets, flat = maps["histories"]["offsets"], np.asarray(maps["histories"]["items"], dtype=np.int64)
         histories = [flat[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
@@ -156,6 +198,8 @@ class Recommender:
             np.asarray(maps["popular"]["counts"], dtype=np.int64),
             RecommenderConfig(**ckpt["config"]["recommender"]),
             ckpt["metrics"],
+            item_item,
+            float(ckpt["config"].get("blend_weight", 0.0)),  # absent in checkpoints from before the blend
         )
 
     def history(self, customer_id: str) -> list[str]:
@@ -247,6 +291,10 @@ class Recommender:
             hist = [histories[i] for i in rows]
             seq = torch.from_numpy(pad_batch(hist, self.model.config.max_len)).to(device)
             scores = self.model.full_sort_predict(seq).float().cpu()
+            if self.item_item is not None:
+                from local_models.recommender.blend import blend
+
+                scores = blend(scores, self.item_item.score(hist), self.blend_weight)
             idx = top_k(scores, hist, k_model, exclude_seen)
             vals = torch.gather(scores, 1, torch.from_numpy(idx)).numpy()
             for r, i in enumerate(rows):

@@ -257,7 +257,9 @@ def pad_batch(histories: Sequence[np.ndarray], max_len: int) -> np.ndarray:
     return pad_left(histories, max(width, 1))
 
 
-def training_windows(seqs: Sequence[np.ndarray], max_len: int) -> tuple[np.ndarray, np.ndarray]:
+def training_windows(
+    seqs: Sequence[np.ndarray], max_len: int, novel_only: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Next-item training pairs: inputs ``s[:-1]`` and targets ``s[1:]``, left-padded to ``max_len``.
 
     Sequences longer than ``max_len + 1`` are cut into several windows from the end back, so long
@@ -267,20 +269,27 @@ def training_windows(seqs: Sequence[np.ndarray], max_len: int) -> tuple[np.ndarr
     Args:
         seqs: Chronological item sequences; those with fewer than 2 items give no pairs.
         max_len: Window length.
+        novel_only: Train only on targets the customer had not bought before (a re-purchase target
+            becomes 0, ignored by the loss). For shops whose customers re-buy the same products, when
+            recommendations leave out what was bought: the model's capacity goes to new products.
 
     Returns:
-        ``(inputs, targets)``, both ``(N, max_len)`` int64, 0 where padded.
+        ``(inputs, targets)``, both ``(N, max_len)`` int64, 0 where padded (or not trained on).
     """
-    chunks = []
+    in_chunks, tgt_chunks = [], []
     for s in seqs:
+        tgt = s
+        if novel_only:
+            _, first = np.unique(s, return_index=True)
+            tgt = np.zeros_like(s)
+            tgt[first] = s[first]  # only first purchases of an item are targets
         end = len(s)
         while end >= 2:
             start = max(0, end - max_len - 1)
-            chunks.append(s[start:end])
+            in_chunks.append(s[start : end - 1])
+            tgt_chunks.append(tgt[start + 1 : end])
             end = start + 1 if start > 0 else 0
-    inputs = pad_left([c[:-1] for c in chunks], max_len)
-    targets = pad_left([c[1:] for c in chunks], max_len)
-    return inputs, targets
+    return pad_left(in_chunks, max_len), pad_left(tgt_chunks, max_len)
 
 
 def read_sequence_file(path: str | Path) -> Interactions:

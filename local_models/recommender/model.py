@@ -47,8 +47,8 @@ class Config:
     n_layers: int = 2
     n_heads: int = 1
     ffn_mult: int = 4
-    dropout: float = 0.3
-    attn_dropout: float = 0.3
+    dropout: float = 0.5  # Beauty validation: 0.5 (lr 2e-3) gave NDCG@10 0.054, 0.3 (lr 5e-3) 0.048
+    attn_dropout: float = 0.5
     loss: str = "ce"
     n_negatives: int = 1024
 

@@ -40,6 +40,8 @@ class TrainConfig:
         max_time_s: Optional wall-clock budget for training; the best model so far is kept.
         device: "cpu", "cuda", ... or None for CUDA when present, else CPU.
         eval_batch_size: Customers per scoring call during validation.
+        novel_targets: Learn only from purchases of products new to the customer (see
+            :func:`~local_models.recommender.data.training_windows`).
     """
 
     lr: float = 1e-3
@@ -53,6 +55,7 @@ class TrainConfig:
     max_time_s: float | None = None
     device: str | None = None
     eval_batch_size: int = 1024
+    novel_targets: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -133,7 +136,9 @@ def train(
     model = SASRec(model_config).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
-    inputs_np, targets_np = training_windows(train_seqs, model_config.max_len)
+    inputs_np, targets_np = training_windows(train_seqs, model_config.max_len, config.novel_targets)
+    useful = targets_np.any(axis=1)  # with novel_targets, windows of re-purchases only teach nothing
+    inputs_np, targets_np = inputs_np[useful], targets_np[useful]
     if len(inputs_np) == 0:
         raise ValueError("No customer has two or more purchases: nothing to learn a sequence model from.")
     inputs = torch.from_numpy(inputs_np)
