@@ -92,7 +92,9 @@ def _for_customer(shop: Shop, args: RecommendArgs, rec: Any, co: Any) -> tuple[l
                     best = (bought, int(pair))
             reason = (f"bought with {best[0]} {titles.get(best[0], '')} by {best[1]:,} customers; this customer "
                       f"bought {best[0]}" if best else
-                      "fits the order of this customer's recent purchases (sequence model)")
+                      ("fits the order of this customer's recent purchases and what buyers of the same "
+                       "products buy (sequence model blended with item-item model)" if rec.blend_weight else
+                       "fits the order of this customer's recent purchases (sequence model)"))
         rows.append({"rank": rank, "product_id": pid, "title": titles.get(pid, ""), "score": round(float(score), 4),
                      "reason": reason.replace("  ", " ")})
     head = (f"Recommendations for customer {cid} ({len(history):,} past purchases"

@@ -42,6 +42,9 @@ class RecommenderConfig:
             ridge and the blend weight are chosen on validation. Empty: the sequence model alone.
         item_item_neighbours: Item-item weights kept per product.
         blend_weights: Blend weights tried on validation (0 = the sequence model alone).
+        novel_targets: Train the sequence model only on purchases of products new to the customer
+            (``train`` may override it). Recommendations leave out bought products by default, and on the
+            repeat-heavy Online Retail shop this reached a better validation NDCG in the same time.
     """
 
     model: dict = field(default_factory=dict)
@@ -51,6 +54,7 @@ class RecommenderConfig:
     item_item_l2: list = field(default_factory=lambda: [100.0, 500.0])
     item_item_neighbours: int = 200
     blend_weights: list = field(default_factory=lambda: list(WEIGHTS))
+    novel_targets: bool = True
 
 
 class Recommender:
@@ -129,7 +133,8 @@ class Recommender:
         valid = EvalSplit(hist, tgt, np.asarray(who, dtype=np.int64)) if who else None
         counts = np.bincount(np.concatenate(train_seqs), minlength=len(items) + 1)
         model_config = Config(n_items=len(items), **config.model)
-        result = train(model_config, train_seqs, valid, counts, TrainConfig(**config.train))
+        train_config = TrainConfig(**{"novel_targets": config.novel_targets, **config.train})
+        result = train(model_config, train_seqs, valid, counts, train_config)
         model = result.model.cpu()
         item_item, weight, blend_valid = None, 0.0, {}
         if valid is not None:

