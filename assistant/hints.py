@@ -7,7 +7,8 @@ judgement call, so code does it: :func:`period_hint` finds the years, months and
 and their dates, appended to the question the model sees (the conversation keeps the question as asked).
 Words for the whole history ("ever", "in total", "有史以来", "一共", or "have we sold" with no time named) give
 ``period='all'`` when no date is named.
-Relative periods ("last month", "上周") are left to the model and the system prompt: they have a name already.
+Relative periods ("so far this year", "上个月", "最近30天") get their period name the same way: the model picked
+``all`` for "so far this year" in one benchmark run, though the name is in the prompt.
 """
 
 from __future__ import annotations
@@ -67,6 +68,35 @@ _RELATIVE = re.compile(r"(?i)\b(?:last|this|past|previous|recent(?:ly)?|today|ye
                        r"days?|since)\b")
 
 
+# relative periods with a name of their own, most specific first
+_RELATIVE_PERIODS = (
+    (re.compile(r"(?i)\b(?:last|past|previous)\s+(\d{1,3})\s+days\b|(?:最近|近|过去)(\d{1,3})\s*天"), "last_{}_days"),
+    (re.compile(r"(?i)\blast\s+week\b|上周|上星期|上个星期"), "last_week"),
+    (re.compile(r"(?i)\bthis\s+week\b|本周|这周|这个星期"), "this_week"),
+    (re.compile(r"(?i)\blast\s+month\b|上个月|上月"), "last_month"),
+    (re.compile(r"(?i)\bthis\s+month\b|本月|这个月"), "this_month"),
+    (re.compile(r"(?i)\blast\s+year\b|去年"), "last_year"),
+    (re.compile(r"(?i)\bthis\s+year\b|\byear\s+to\s+date\b|\bytd\b|今年|本年"), "this_year"),
+)
+
+
+def relative_periods(question: str) -> list[str]:
+    """The named relative periods (``last_month``, ``last_30_days``…) of ``question``, in order of appearance."""
+    text = normalise(question)
+    found = []
+    for pattern, name in _RELATIVE_PERIODS:
+        for m in pattern.finditer(text):
+            days = next((g for g in m.groups() if g), None)
+            if days is not None and not 1 <= int(days) <= 999:
+                continue
+            found.append((m.start(), name.format(days) if days else name))
+    out: list[str] = []
+    for _, name in sorted(found):
+        if name not in out:
+            out.append(name)
+    return out
+
+
 def _dates(period: str) -> str:
     parts = [int(p) for p in period.split("-")]
     if len(parts) == 1:
@@ -81,6 +111,10 @@ def period_hint(question: str, language: str = "en") -> str:
     periods = explicit_periods(question)
     if not periods:
         text = normalise(question)
+        relative = relative_periods(text)
+        if relative:
+            listed = ", ".join(f"period='{p}'" for p in relative)
+            return f"（问题中的时间：{listed}）" if language == "zh" else f"(Period in this question: {listed}.)"
         if _ALL_TIME.search(text) or (_PERFECT.search(text) and not _RELATIVE.search(text)):
             return "（问题问的是全部时间：period='all'）" if language == "zh" else "(The question is about all time: period='all'.)"
         return ""

@@ -94,10 +94,24 @@ def test_all_time_words_hint_period_all_unless_a_date_is_named():
         "(The question is about all time: period='all'.)"
     assert period_hint("我们的商品一共卖到了多少个国家？", "zh") == "（问题问的是全部时间：period='all'）"
     assert "period='2011'" in period_hint("2011年一共卖出了多少种不同的商品？", "zh")
-    assert period_hint("What did we sell last week?") == ""
+    assert period_hint("Which products sold best?") == ""
     # the present perfect with no time named is the whole history; with one, it is not
     assert period_hint("How many countries have we sold to?") == "(The question is about all time: period='all'.)"
-    assert period_hint("How many countries have we sold to this year?") == ""
+    assert period_hint("How many countries have we sold to this year?") == "(Period in this question: period='this_year'.)"
+
+
+@pytest.mark.parametrize("question, language, hint", [
+    ("What's our revenue so far this year?", "en", "(Period in this question: period='this_year'.)"),
+    ("What did we sell last week?", "en", "(Period in this question: period='last_week'.)"),
+    ("Revenue in the last 30 days?", "en", "(Period in this question: period='last_30_days'.)"),
+    ("最近30天卖了多少？", "zh", "（问题中的时间：period='last_30_days'）"),
+    ("今年和去年比怎么样？", "zh", "（问题中的时间：period='this_year', period='last_year'）"),
+    ("上个月的销售额是多少？", "zh", "（问题中的时间：period='last_month'）"),
+])
+def test_relative_periods_get_their_names(question, language, hint):
+    from assistant.hints import period_hint
+
+    assert period_hint(question, language) == hint
 
 
 def test_exclusions_are_restated_next_to_the_question():

@@ -122,8 +122,8 @@ def _pct(part: float, whole: float) -> float:
 
 def customer_segments(shop: Shop, args: CustomerSegmentsArgs) -> ToolResult:
     """Use for questions about customer groups: who are the best, loyal, new, slipping or lost customers (RFM
-    segments with sizes, revenue shares and example customer ids), or to list the customers of one segment. Not for
-    counting the customers who bought in a period: sales_overview does that."""
+    segments with sizes, revenue shares and example customer ids), or to list the customers of one segment; not
+    for how many customers bought in a period (sales_overview)."""
     with shop.connect(read_only=True) as con:
         first, last = sales_span(con)
         as_of = resolve_day(args.as_of, first, last)

@@ -65,9 +65,9 @@ def _pct(x: float | None) -> str:
 
 
 def sales_overview(shop: Shop, args: SalesOverviewArgs) -> ToolResult:
-    """Use for sales questions: revenue, orders, units, customers and average order value in a period (vs the
-    previous period and last year), best sellers (group_by product), by country, or by month (limit 12 for a
-    year); period: last_month, last_week, last_30_days, this_year, all (all time), a year '2011', a month '2011-05'
+    """Use for sales questions: revenue, orders, units, customers (how many bought), products, countries, cancelled
+    orders and average order value in a period (vs the previous period and last year), best sellers (group_by
+    product), by country, or by month (limit 12 for a year); period: last_month, last_week, last_30_days, this_year, all (all time), a year '2011', a month '2011-05'
     or '2011-11-01..2011-11-15'."""
     with shop.connect(read_only=True) as con:
         first, last = con.execute("SELECT min(ordered_at), max(ordered_at) FROM orders WHERE status = 'ok'"
@@ -154,10 +154,13 @@ def sales_overview(shop: Shop, args: SalesOverviewArgs) -> ToolResult:
         # The model reads every row of a time series (a month-by-month question needs them all), the top 5 of a
         # ranking; the data keeps every row either way.
         shown = breakdown[:12] if args.group_by in ("day", "week", "month") else breakdown[:5]
-        # a ranking also states each group's orders: "how many orders came from Germany?" reads them here
-        count = (lambda r: "") if args.group_by in ("day", "week", "month") else (lambda r: f" ({r['orders']:,} orders)")
-        head = ", ".join(f"{r['key']}{' ' + r['title'] if r.get('title') else ''} {_money(r['revenue'], symbol)}"
-                         f"{count(r)}" for r in shown)
+        if args.group_by in ("day", "week", "month"):
+            head = ", ".join(f"{r['key']} {_money(r['revenue'], symbol)}" for r in shown)
+        else:
+            # a ranking also states each group's orders ("how many orders came from Germany?"), each figure after
+            # its name: with "Germany £207,135.37 (427 orders)" the small model answered with the units total
+            head = "; ".join(f"{r['key']}{' ' + r['title'] if r.get('title') else ''}: revenue "
+                             f"{_money(r['revenue'], symbol)}, orders {r['orders']:,}" for r in shown)
         noun = {"country": "countries", "category": "categories"}.get(args.group_by, f"{args.group_by}s")
         peak = ""
         if args.group_by in ("day", "week", "month") and len(breakdown) > 1:  # rows are in time order
