@@ -6,9 +6,13 @@
 Sections (samples are fixed by seed 0; sizes are in the output):
 
 * retrieval_en — Women's clothing reviews: a review's title (>= 3 words) is the query, its own text the one relevant
-  document among a corpus of review texts; recall@10 and MRR@10 for BM25, each dense backend and hybrid (RRF).
-* retrieval_zh — online_shopping_10_cats: 20 Chinese queries (a category and a sentiment each) over a corpus balanced
-  by category and label; precision@10 by the labels. ``retrieval_zh_crosslang``: the same queries in English.
+  document among a corpus of review texts; recall@10 and MRR@10 for BM25, each dense backend and hybrid.
+* retrieval_zh — online_shopping_10_cats, a corpus balanced by category and label: held-out reviews of 8-60
+  characters as queries (10 per category x label), precision@10 = share of the top 10 with the query's category and
+  label. ``retrieval_zh_written``: 20 written queries (a category and a sentiment each) over the same corpus;
+  ``retrieval_zh_crosslang``: those queries in English.
+* ``--split dev`` draws both retrieval sets from rows the test split does not use: the hybrid fusion settings
+  (local_models/text/index.py, ``IndexConfig``) were chosen on it. The default run reports the test split.
 * sentiment_en / sentiment_zh — held-out accuracy and macro-F1: our head over the default embeddings vs TF-IDF +
   logistic regression trained on the same rows. English: rating >= 4 vs <= 2; Chinese: the label.
 * ann_100k / ann_1m — synthetic vectors around 6,000 real review embeddings (512-d; see ``ann``): build
@@ -125,14 +129,27 @@ def _index(rows: pd.DataFrame, emb: CachedEmbedder | None) -> ReviewIndex:
     return index
 
 
-def retrieval_en(backends: list[str], store: EmbeddingCache, n_corpus: int, n_queries: int) -> dict:
+def en_split(n_corpus: int, n_queries: int, split: str = "test") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Corpus and title queries. ``dev`` draws from the reviews outside the test corpus (another seed): the
+    fusion settings in local_models/text/index.py were chosen on it, never on the test split."""
     df = load_en()
     corpus = df.sample(n=min(n_corpus, len(df)), random_state=SEED).reset_index(drop=True)
+    seed = SEED
+    if split == "dev":
+        seed = SEED + 1
+        rest = df[~df["review_id"].isin(corpus["review_id"])]
+        corpus = rest.sample(n=min(n_corpus, len(rest)), random_state=seed).reset_index(drop=True)
     words = corpus["title"].fillna("").str.split().str.len()
-    queries = corpus[words >= 3].sample(n=min(n_queries, int((words >= 3).sum())), random_state=SEED)
+    queries = corpus[words >= 3].sample(n=min(n_queries, int((words >= 3).sum())), random_state=seed)
+    return corpus, queries
+
+
+def retrieval_en(backends: list[str], store: EmbeddingCache, n_corpus: int, n_queries: int,
+                 split: str = "test") -> dict:
+    corpus, queries = en_split(n_corpus, n_queries, split)
     rows = _frame(corpus, "en", with_title=False)  # the title is the query; indexing it would leak the answer
-    log(f"retrieval_en: corpus {len(rows)}, queries {len(queries)}")
-    out: dict = {"_sample": {"corpus": len(rows), "queries": len(queries)}}
+    log(f"retrieval_en ({split}): corpus {len(rows)}, queries {len(queries)}")
+    out: dict = {"_sample": {"split": split, "corpus": len(rows), "queries": len(queries)}}
     bm25_index = _index(rows, None)
     out["bm25"] = _rank_metrics(bm25_index, None, queries, "bm25")
     for name in backends:
@@ -156,36 +173,70 @@ def _rank_metrics(index: ReviewIndex, emb: CachedEmbedder | None, queries: pd.Da
     return {"recall@10": round(float(np.mean(recall)), 4), "mrr@10": round(float(np.mean(rr)), 4)}
 
 
-def retrieval_zh(backends: list[str], store: EmbeddingCache, per_cell: int) -> tuple[dict, dict]:
+def zh_split(per_cell: int, queries_per_cell: int, split: str = "test") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A corpus balanced by category x label, and held-out reviews of 8-60 characters as queries (so many per
+    cell) that are not in it. ``dev`` draws both from rows the test split does not use (another seed); a cell
+    with too few reviews left (热水器 negative has 84 in all) gives what it has."""
     df = load_zh()
-    corpus = df.groupby(["category", "label"]).sample(n=per_cell, random_state=SEED).reset_index(drop=True)
+
+    def take(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:  # n per cell, or all a small cell has
+        return pd.concat([g.sample(n=min(n, len(g)), random_state=seed)
+                          for _, g in frame.groupby(["category", "label"])]).reset_index(drop=True)
+
+    def draw(pool: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        corpus = take(pool, per_cell, seed)
+        rest = pool[~pool["review_id"].isin(corpus["review_id"]) & pool["text"].str.len().between(8, 60)]
+        return corpus, take(rest, queries_per_cell, seed)
+
+    corpus, queries = draw(df, SEED)
+    if split == "dev":
+        used = set(corpus["review_id"]) | set(queries["review_id"])
+        corpus, queries = draw(df[~df["review_id"].isin(used)], SEED + 1)
+    return corpus, queries
+
+
+def retrieval_zh(backends: list[str], store: EmbeddingCache, per_cell: int, queries_per_cell: int,
+                 split: str = "test") -> tuple[dict, dict, dict]:
+    """Sampled review queries (``retrieval_zh``), the 20 written queries (``retrieval_zh_written``) and the
+    written queries in English (``retrieval_zh_crosslang``), over the same corpus."""
+    corpus, sampled = zh_split(per_cell, queries_per_cell, split)
+    written = pd.DataFrame([(cat, label, texts[0], texts[1]) for cat, pair in ZH_QUERIES.items()
+                            for label, texts in ((1, pair[0]), (0, pair[1]))],
+                           columns=["category", "label", "text", "text_en"])
     rows = _frame(corpus, "zh", with_title=False)
     rows["label"] = corpus["label"].to_numpy()
-    log(f"retrieval_zh: corpus {len(rows)} ({per_cell} per category x label), queries {2 * len(ZH_QUERIES)}")
-    out: dict = {"_sample": {"corpus": len(rows), "queries": 2 * len(ZH_QUERIES)}}
-    cross: dict = {"_sample": out["_sample"]}
-    out["bm25"] = _precision(_index(rows, None), None, corpus, "bm25", lang=0)
+    log(f"retrieval_zh ({split}): corpus {len(rows)} ({per_cell} per category x label), sampled queries "
+        f"{len(sampled)}, written queries {len(written)}")
+    out: dict = {"_sample": {"split": split, "corpus": len(rows), "queries": len(sampled),
+                             "query_source": "held-out reviews of 8-60 chars, per category x label"}}
+    hand: dict = {"_sample": {"split": split, "corpus": len(rows), "queries": len(written),
+                              "query_source": "written, one per category x label"}}
+    cross: dict = {"_sample": dict(hand["_sample"], query_source="the written queries in English")}
+    bm25 = _index(rows, None)
+    out["bm25"] = _precision(bm25, None, corpus, sampled, "bm25")
+    hand["bm25"] = _precision(bm25, None, corpus, written, "bm25")
     for name in backends:
         emb = embedder(name, store)
         index = _index(rows, emb)
-        out[f"dense_{name}"] = _precision(index, emb, corpus, "dense", lang=0)
-        out[f"hybrid_{name}"] = _precision(index, emb, corpus, "hybrid", lang=0)
+        for mode in ("dense", "hybrid"):
+            out[f"{mode}_{name}"] = _precision(index, emb, corpus, sampled, mode)
+            hand[f"{mode}_{name}"] = _precision(index, emb, corpus, written, mode)
         if emb.multilingual:
-            cross[f"dense_{name}"] = _precision(index, emb, corpus, "dense", lang=1)
+            cross[f"dense_{name}"] = _precision(index, emb, corpus, written, "dense", column="text_en")
         log(f"  {name}: dense {out[f'dense_{name}']}, hybrid {out[f'hybrid_{name}']}")
-    return out, cross
+    return out, hand, cross
 
 
-def _precision(index: ReviewIndex, emb: CachedEmbedder | None, corpus: pd.DataFrame, mode: str, lang: int) -> dict:
+def _precision(index: ReviewIndex, emb: CachedEmbedder | None, corpus: pd.DataFrame, queries: pd.DataFrame,
+               mode: str, column: str = "text") -> dict:
     truth = dict(zip(corpus["review_id"], zip(corpus["category"], corpus["label"])))
+    texts = queries[column].tolist()
+    qvecs = emb.encode(texts, "query") if emb is not None else [None] * len(texts)
     precisions, topic = [], []
-    for cat, pair in ZH_QUERIES.items():
-        for label, texts in ((1, pair[0]), (0, pair[1])):
-            q = texts[lang]
-            qv = emb.encode([q], "query")[0] if emb is not None else None
-            got = [truth[index.meta["review_id"].iat[h.position]] for h in index.search(q, qv, 10, mode=mode)]
-            precisions.append(sum(g == (cat, label) for g in got) / 10)
-            topic.append(sum(g[0] == cat for g in got) / 10)
+    for q, qv, cat, label in zip(texts, qvecs, queries["category"], queries["label"]):
+        got = [truth[index.meta["review_id"].iat[h.position]] for h in index.search(q, qv, 10, mode=mode)]
+        precisions.append(sum(g == (cat, label) for g in got) / 10)
+        topic.append(sum(g[0] == cat for g in got) / 10)
     return {"precision@10": round(float(np.mean(precisions)), 4),
             "category_precision@10": round(float(np.mean(topic)), 4)}
 
@@ -342,8 +393,9 @@ def encoders(backends: list[str], n: int) -> dict:
 
 def write(results: dict, args: argparse.Namespace, started: float, load_before: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = "reviews" if args.split == "test" else f"reviews_{args.split}"  # the dev run never overwrites the report
     clean = {k: {m: {x: y for x, y in v.items()} for m, v in d.items()} for k, d in results.items()}
-    (RESULTS / "reviews.json").write_text(json.dumps(clean, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(clean, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     from importlib.metadata import version
 
     lines = ["# Reviews: retrieval, sentiment and vector index", "",
@@ -363,8 +415,8 @@ def write(results: dict, args: argparse.Namespace, started: float, load_before: 
         lines += ["| method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
         lines += [f"| {m} | " + " | ".join(str(v.get(c, "")) for c in cols) + " |" for m, v in rows.items()]
         lines.append("")
-    (RESULTS / "reviews.md").write_text("\n".join(lines), encoding="utf-8")
-    log(f"wrote {RESULTS / 'reviews.md'} and reviews.json")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines), encoding="utf-8")
+    log(f"wrote {RESULTS / stem}.md and .json")
 
 
 def _uptime() -> str:
@@ -378,9 +430,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", choices=SECTIONS, action="append", help="run these sections only")
     p.add_argument("--backends", default="use-m3,minilm,e5-small")
-    p.add_argument("--en-corpus", type=int, default=1500)
-    p.add_argument("--en-queries", type=int, default=300)
+    p.add_argument("--en-corpus", type=int, default=3000)
+    p.add_argument("--en-queries", type=int, default=1000)
     p.add_argument("--zh-per-cell", type=int, default=75, help="corpus reviews per category x label")
+    p.add_argument("--zh-queries-per-cell", type=int, default=10, help="sampled review queries per category x label")
+    p.add_argument("--split", choices=("test", "dev"), default="test",
+                   help="retrieval samples: dev is the disjoint split the fusion settings were tuned on")
     p.add_argument("--encoder-texts", type=int, default=100, help="reviews per language timed per encoder")
     p.add_argument("--train", type=int, default=12000, help="sentiment training reviews per language")
     p.add_argument("--test", type=int, default=1500)
@@ -398,15 +453,15 @@ def main() -> None:
     if "encoders" in only:
         results["encoders"] = encoders(backends, args.encoder_texts)
     if "retrieval_en" in only:
-        results["retrieval_en"] = retrieval_en(backends, store, args.en_corpus, args.en_queries)
+        results["retrieval_en"] = retrieval_en(backends, store, args.en_corpus, args.en_queries, args.split)
     if "retrieval_zh" in only:
         # all-MiniLM-L6-v2 has an English vocabulary; on Chinese it only sees unknown tokens, so it is left out.
-        results["retrieval_zh"], results["retrieval_zh_crosslang"] = retrieval_zh(
-            [b for b in backends if b != "minilm"], store, args.zh_per_cell)
-    for section in ("retrieval_en", "retrieval_zh"):
+        (results["retrieval_zh"], results["retrieval_zh_written"],
+         results["retrieval_zh_crosslang"]) = retrieval_zh([b for b in backends if b != "minilm"], store,
+                                                           args.zh_per_cell, args.zh_queries_per_cell, args.split)
+    for section in ("retrieval_en", "retrieval_zh", "retrieval_zh_written"):
         if section in results:
             r = results[section]
-            metric = "recall@10" if section == "retrieval_en" else "precision@10"
             r["dense"], r["hybrid"] = r[f"dense_{DEFAULT_BACKEND}"], r[f"hybrid_{DEFAULT_BACKEND}"]
     sets = sentiment_sets(args.train, args.test) if only & {"sentiment", "ann"} else {}
     if "sentiment" in only:

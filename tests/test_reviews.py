@@ -103,6 +103,27 @@ def test_rrf_rewards_agreement():
     assert hits[0].position == 3 and hits[0].dense_rank == 3 and hits[0].bm25_rank == 1
 
 
+def test_hybrid_puts_whole_query_matches_first_and_weighs_by_query_language(tmp_path):
+    import json
+
+    from local_models.text import IndexConfig, ReviewIndex
+
+    texts = ["质量太差了，用了两天就坏了。还有别的话", "质量很好", "用了两天", "the zipper broke after two washes, sadly"] + \
+        [f"filler review {i}" for i in range(8)]
+    vecs = _vecs(len(texts))
+    index = ReviewIndex("m", 16)
+    index.add(_rows([f"r{i}" for i in range(len(texts))], texts), vecs)
+    # The query vector points at another review; the one saying the whole query still comes first.
+    assert index.search("质量太差了, 用了两天就坏了", vecs[5], 3)[0].position == 0
+    assert index.search("The zipper broke after two washes", vecs[5], 3)[0].position == 3
+    # Search settings come from the code, not from the manifest an index was saved with.
+    index.save(tmp_path / "ix")
+    manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
+    manifest["config"]["bm25_weight"] = 0.99
+    (tmp_path / "ix" / "manifest.json").write_text(json.dumps(manifest))
+    assert ReviewIndex.load(tmp_path / "ix").config == IndexConfig()
+
+
 def test_chinese_tokens():
     from local_models.text.tokens import tokenize
 

@@ -1,8 +1,9 @@
 """Tool ``search_reviews``: find reviews by meaning and by keyword (hybrid), with filters, quoted with their ids.
 
-Dense search over the review embeddings and BM25 over the words are fused by reciprocal rank, so a query finds
-reviews that say the same thing in other words (or another language, with the multilingual embedder) as well as
-reviews that use its exact words (a model number, a colour). Text is redacted and returned as quoted data.
+Dense search over the review embeddings and BM25 over the words are fused (a weighted sum of normalised scores,
+weighted per query language: local_models/text/index.py), so a query finds reviews that say the same thing in other
+words (or another language, with the multilingual embedder) as well as reviews that use its exact words (a model
+number, a colour). Text is redacted and returned as quoted data.
 """
 
 from __future__ import annotations

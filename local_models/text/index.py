@@ -6,9 +6,10 @@ incrementally by id: an id already in the index is skipped, so re-running an imp
 is written next to its final place and renamed in, so a crash leaves the previous index. The manifest records the
 embedding model; an index built with another model must be rebuilt (:meth:`ReviewIndex.matches`).
 
-Retrieval is hybrid: dense (cosine) and BM25 rankings fused by reciprocal rank (RRF, k=60), which needs no score
-calibration between the two. Filters (product, category, rating, date, language, collection) are applied inside
-both searches, so a filtered query still returns k results when k exist.
+Retrieval is hybrid: the dense (cosine) and BM25 candidates fused by a weighted sum of their normalised scores, the
+weight set per query language (:class:`IndexConfig`); reciprocal rank fusion is kept as an option. Filters (product,
+category, rating, date, language, collection) are applied inside both searches, so a filtered query still returns k
+results when k exist.
 
 Layout::
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,7 +34,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from local_models.common import staged_dir
-from local_models.text.tokens import tokenize
+from local_models.text.tokens import has_cjk, tokenize
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,9 +56,15 @@ class IndexConfig:
         ef_search: HNSW search beam; raised to the number of candidates asked for when that is larger.
         exact_filter_limit: a filter leaving at most this many reviews is searched exactly over those reviews
             (a graph search restricted to a small subset would miss results).
-        fusion: ``convex`` (weighted sum of normalised scores) or ``rrf`` (reciprocal rank fusion).
-        bm25_weight: weight of the BM25 score in convex fusion (the dense score gets the rest).
+        fusion: ``convex`` (weighted sum of the min-max scaled cosine and the BM25 score over the query's best)
+            or ``rrf`` (reciprocal rank fusion).
+        bm25_weight: weight of the BM25 score in convex fusion for queries without Chinese characters.
+        bm25_weight_zh: the same for queries with Chinese characters.
+        fusion_depth: candidates taken from each ranking before fusion (at least 5 * k).
         rrf_k: the constant of reciprocal rank fusion.
+
+    ``fusion`` and the fields after it are search settings: an index loaded from disk uses the current code's
+    values, not the ones it was saved with (they were tuned after some indexes were built).
     """
 
     hnsw_threshold: int = 50_000
@@ -64,9 +72,16 @@ class IndexConfig:
     ef_construction: int = 64
     ef_search: int = 256  # recall@10 ~0.97 at 100k vectors for ~3 ms (benchmarks/results/reviews.md)
     exact_filter_limit: int = 20_000
+    # Chosen on the dev splits of benchmarks/reviews.py (``--split dev``), with the default embedder (use-m3):
+    # English title queries lean on their words, Chinese category + sentiment queries on their meaning.
     fusion: str = "convex"
-    bm25_weight: float = 0.5
+    bm25_weight: float = 0.6
+    bm25_weight_zh: float = 0.2
+    fusion_depth: int = 200
     rrf_k: int = 60
+
+
+BUILD_FIELDS = ("hnsw_threshold", "hnsw_m", "ef_construction", "ef_search", "exact_filter_limit")
 
 
 @dataclass
@@ -274,10 +289,10 @@ class ReviewIndex:
             query_vec: its embedding (for dense search); required unless ``mode="bm25"``.
             k: results wanted.
             filters: which reviews may be returned.
-            mode: ``hybrid`` (RRF of both rankings), ``dense`` or ``bm25``.
+            mode: ``hybrid`` (both rankings fused, see :meth:`_convex`), ``dense`` or ``bm25``.
         """
         allowed = filters.mask(self.meta) if filters else None
-        depth = max(50, 5 * k)  # candidates from each ranking before fusion
+        depth = max(self.config.fusion_depth, 5 * k)  # candidates from each ranking before fusion
         dense = self.dense_search(query_vec, depth if mode == "hybrid" else k, allowed) if mode != "bm25" else None
         sparse = self.bm25_search(query, depth if mode == "hybrid" else k, allowed) if mode != "dense" else None
         if mode == "dense":
@@ -286,15 +301,22 @@ class ReviewIndex:
             return [Hit(int(p), float(s), bm25_rank=i + 1) for i, (p, s) in enumerate(zip(*sparse))]
         if self.config.fusion == "rrf":
             return rrf_fuse(dense[0], sparse[0], k, self.config.rrf_k)
-        return self._convex(query_vec, dense, sparse, k)
+        w = self.config.bm25_weight_zh if has_cjk(query) else self.config.bm25_weight
+        return self._convex(query, query_vec, dense, sparse, k, w)
 
-    def _convex(self, query_vec: np.ndarray, dense, sparse, k: int) -> list[Hit]:
+    def _convex(self, query: str, query_vec: np.ndarray, dense, sparse, k: int, w: float) -> list[Hit]:
         """Fuse by ``w * bm25 / max bm25 + (1 - w) * min-max(cosine)`` over the union of both candidate lists.
 
         Rank fusion (RRF) treats both rankings as equally good; when one is clearly weaker (short English titles
         as queries: BM25 finds the review, the sentence encoder finds many similar ones) it drags the better one
-        down. Normalised scores keep how sure each side is. The weight was chosen on a development split of the
-        English benchmark (benchmarks/reviews.py) that the reported numbers do not use.
+        down. Normalised scores keep how sure each side is. Raw cosines did as well with use-m3 but not with
+        e5-small, whose cosines all lie within about 0.7-0.9 (BM25 then decides alone); min-max scaling makes one
+        weight fit both. The weights, per query language, were chosen on the dev splits of benchmarks/reviews.py
+        (``--split dev``), which the reported test numbers do not use.
+
+        A review that contains the whole query (8+ letters, ignoring case, spaces and punctuation) comes first:
+        someone who types a sentence wants the reviews that say it, which a low keyword weight (Chinese) would
+        otherwise let near-paraphrases outrank; on the English dev split it also found 1% more reviews.
         """
         cand = np.unique(np.concatenate([dense[0], sparse[0]])).astype(np.int64)
         if not len(cand):
@@ -307,8 +329,12 @@ class ReviewIndex:
             score_of = dict(zip(sparse[0].tolist(), sparse[1].tolist()))
             top = max(sparse[1].max(), 1e-9)
             bm = np.array([score_of.get(int(c), 0.0) / top for c in cand], np.float32)
-        w = self.config.bm25_weight
         fused = w * bm + (1 - w) * d
+        phrase = _phrase(query)
+        if len(phrase) >= 8:
+            titles, texts = self.meta["title"].to_numpy()[cand], self.meta["text"].to_numpy()[cand]
+            fused += np.array([phrase in _phrase(f"{t if isinstance(t, str) else ''} {x}") for t, x in
+                               zip(titles, texts)], np.float32)
         dense_rank = {int(p): i + 1 for i, p in enumerate(dense[0])}
         bm25_rank = {int(p): i + 1 for i, p in enumerate(sparse[0])}
         order = np.argsort(-fused, kind="stable")[:k]
@@ -354,7 +380,8 @@ class ReviewIndex:
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
         if manifest.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"Index format {manifest.get('format_version')} at {path}; rebuild it.")
-        index = cls(manifest["model_id"], manifest["dim"], IndexConfig(**manifest["config"]))
+        built = {k: v for k, v in manifest["config"].items() if k in BUILD_FIELDS}
+        index = cls(manifest["model_id"], manifest["dim"], IndexConfig(**built))
         index.faiss = faiss.read_index(str(path / "vectors.faiss"))
         meta = pd.read_parquet(path / "reviews.parquet")
         index.meta = meta.astype({c: "object" for c in meta.columns if c not in ("rating", "label", "created_at")})
@@ -368,6 +395,14 @@ class ReviewIndex:
             raise ValueError(f"Index at {path} is inconsistent ({len(index)} vectors, {len(index.meta)} rows); "
                              "rebuild it.")
         return index
+
+
+def _phrase(text: str) -> str:
+    """``text`` lower-cased without spaces and punctuation, for whole-query matching."""
+    return _NON_WORD.sub("", (text or "").lower())
+
+
+_NON_WORD = re.compile(r"[\W_]+")
 
 
 def _to_datetime(col):
