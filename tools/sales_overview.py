@@ -67,8 +67,8 @@ def _pct(x: float | None) -> str:
 def sales_overview(shop: Shop, args: SalesOverviewArgs) -> ToolResult:
     """Use for sales questions: revenue, orders, units, customers (how many bought), products, countries, cancelled
     orders and average order value in a period (vs the previous period and last year), best sellers (group_by
-    product), by country, or by month (limit 12 for a year); period: last_month, last_week, last_30_days, this_year, all (all time), a year '2011', a month '2011-05'
-    or '2011-11-01..2011-11-15'."""
+    product), by country, or by month (limit 12 for a year); period: last_month, last_week, last_30_days,
+    this_year, all (all time), a year '2011', a month '2011-05' or '2011-11-01..2011-11-15'."""
     with shop.connect(read_only=True) as con:
         first, last = con.execute("SELECT min(ordered_at), max(ordered_at) FROM orders WHERE status = 'ok'"
                                   ).fetchall()[0]

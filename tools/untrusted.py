@@ -25,6 +25,7 @@ on the real review sets (``benchmarks/trust.py``).
 from __future__ import annotations
 
 import re
+from functools import cache
 
 MARK = "ˆ"
 OPEN, CLOSE = "«", "»"
@@ -94,6 +95,7 @@ _ADDRESSED = re.compile(
 )
 
 
+@cache
 def _tool_names() -> frozenset[str]:
     from tools.registry import ALL_TOOLS  # lazy: the registry imports the tools, which import this module
 
