@@ -340,3 +340,35 @@ def test_tools_are_registered():
 
     assert by_name("search_reviews").args.model_fields.keys() >= {"query", "filters", "k"}
     assert "target" in by_name("review_insights").args.model_fields
+
+
+def test_hybrid_sentiment_term_ranks_agreeing_reviews_first():
+    from local_models.text import IndexConfig, ReviewIndex
+    from local_models.text.sentiment import cue_polarity
+
+    class Head:  # P(positive) from the text, as a trained head would give it
+        embedder = "m"
+        calls = 0
+
+        def predict_proba(self, X, texts):
+            Head.calls += 1
+            return np.array([0.05 if ("差" in t or "坏" in t) else 0.95 for t in texts])
+
+    texts = ["质量很好，很满意", "质量太差，坏了", "质量很好，推荐", "质量差，退货了"]
+    vec = _vecs(1)[0]
+    index = ReviewIndex("m", 16, IndexConfig(sentiment_weight_zh=0.2, sentiment_weight=0.0))
+    index.add(_rows([f"r{i}" for i in range(4)], texts), np.repeat(vec[None], 4, 0))  # the encoder can't tell them
+    head = Head()
+    got = [h.position for h in index.search("质量差", vec, 4, sentiment=head)]
+    assert set(got[:2]) == {1, 3}
+    got = [h.position for h in index.search("质量很好", vec, 4, sentiment=head)]
+    assert set(got[:2]) == {0, 2}
+    calls = Head.calls
+    index.search("质量差", vec, 4, sentiment=head)
+    assert Head.calls == calls + 1  # the reviews' predictions are kept; only the query is classified again
+    # A label or rating is the shop's own verdict and comes before the head.
+    rated = ReviewIndex("m", 16)
+    rated.add(_rows(["a", "b", "c"], ["x", "y", "z"], rating=[5.0, 1.0, None]), _vecs(3))
+    assert rated.review_polarity(np.array([0, 1, 2]), head).tolist() == [1.0, -1.0, pytest.approx(0.9)]
+    assert cue_polarity("what do people complain about?") == -1 and cue_polarity("找一下好评") == 1
+    assert cue_polarity("fabric") == 0

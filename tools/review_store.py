@@ -51,6 +51,7 @@ def head_path(shop: Shop) -> Path:
 # modification time, so one rebuilt by `train reviews` in another process is picked up.
 _models: dict[str, Embedder] = {}
 _indexes: dict[Path, tuple[int, ReviewIndex]] = {}
+_heads: dict[Path, tuple[int, SentimentModel]] = {}
 _lock = threading.Lock()
 
 
@@ -188,18 +189,33 @@ def index_for_tool(shop: Shop) -> tuple[ReviewIndex, CachedEmbedder, list[str]]:
     return index, emb, notes
 
 
+def _load_head(path: Path) -> SentimentModel:
+    """A sentiment head, loaded once per process until the file changes (the search ranking keeps per-review
+    predictions in memory per head object, so reusing it keeps a search from re-running the head)."""
+    from local_models.text.sentiment import SentimentModel
+
+    stamp = path.stat().st_mtime_ns
+    with _lock:
+        cached = _heads.get(path)
+        if cached and cached[0] == stamp:
+            return cached[1]
+        model = SentimentModel.load(path)
+        _heads[path] = (stamp, model)
+        return model
+
+
 def sentiment_model(shop: Shop, model_id: str) -> tuple[SentimentModel | None, str]:
     """The shop's own sentiment head when trained with this embedder, else the shipped default. (model, source)."""
-    from local_models.text.sentiment import SentimentModel, default_head
+    from local_models.text.sentiment import DEFAULT_HEAD
 
     path = head_path(shop)
     if path.exists():
-        model = SentimentModel.load(path)
+        model = _load_head(path)
         if model.embedder == model_id:
             return model, f"model:reviews-sentiment (trained on this shop, val macro-F1 " \
                           f"{model.metrics.get('val_macro_f1')})"
-    model = default_head(model_id)
-    if model is not None:
+    model = _load_head(DEFAULT_HEAD) if DEFAULT_HEAD.exists() else None
+    if model is not None and model.embedder == model_id:
         return model, "model:default-sentiment (trained on public zh+en review sets)"
     return None, "none"
 

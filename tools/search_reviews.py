@@ -3,7 +3,9 @@
 Dense search over the review embeddings and BM25 over the words are fused (a weighted sum of normalised scores,
 weighted per query language: local_models/text/index.py), so a query finds reviews that say the same thing in other
 words (or another language, with the multilingual embedder) as well as reviews that use its exact words (a model
-number, a colour). Text is redacted and returned as quoted data.
+number, a colour). For Chinese queries the ranking also favours reviews whose sentiment agrees with the query's
+(the shop's sentiment head, or the default one; labels and ratings where the shop has them), so "质量差" finds
+complaints before praise of the quality. Text is redacted and returned as quoted data.
 """
 
 from __future__ import annotations
@@ -83,7 +85,8 @@ def search_reviews(shop: Shop, args: SearchReviewsArgs) -> ToolResult:
     index, emb, notes = review_store.index_for_tool(shop)
     mode = {"hybrid": "hybrid", "semantic": "dense", "keyword": "bm25"}[args.mode]
     qvec = emb.encode([args.query], "query")[0] if mode != "bm25" else None
-    hits = index.search(args.query, qvec, args.k, filters, mode=mode)
+    head = review_store.sentiment_model(shop, index.model_id)[0] if mode == "hybrid" else None
+    hits = index.search(args.query, qvec, args.k, filters, mode=mode, sentiment=head)
     meta = index.meta
     rows, spoken = [], []  # spoken: the same quotes as the model reads them (datamarked)
     for h in hits:
