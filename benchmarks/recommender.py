@@ -1,4 +1,9 @@
-"""Recommender benchmark: our SASRec-style model against popularity, ItemKNN, EASE and ALS.
+"""Recommender benchmark: our recommender against popularity, ItemKNN, EASE and ALS.
+
+"Ours" is what the shop's ``recommend_products`` tool serves (``local_models/recommender/api.py``): a
+SASRec-style sequence model blended with a sparse EASE item-item model (``blend.py``); the blend
+weight and the EASE ridge are chosen on validation, weight 0 (the sequence model alone) included.
+Its training time includes the item-item fits and the weight choice.
 
 One command, one run, one table::
 
@@ -307,7 +312,7 @@ def write_results(results: dict, meta: dict, out_dir: Path) -> None:
              "(the machine is shared, so times are upper bounds).", "",
              "Full ranking over all items; items already bought are removed from every method's top 10. "
              "Ours = mean over seeds (± std of NDCG@10). `train s` = fitting time of the chosen configuration "
-             "(ours: until early stop, validation included); `users/s` = customers ranked per second "
+             "(ours: until early stop, validation included, plus the item-item fits and the blend-weight choice); `users/s` = customers ranked per second "
              "(batches of 1,024, scoring + masking + top-10).", ""]
     for ds, methods in results.items():
         st = meta["datasets"][ds]

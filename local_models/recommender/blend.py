@@ -96,20 +96,38 @@ class ItemItem:
         return cls(w, float(t["l2"]))
 
 
-def standardise(scores: torch.Tensor) -> torch.Tensor:
-    """Per-row z-scores over the real items (column 0, padding, stays ``-inf``). Returns a new tensor."""
+def _row_stats(real: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Per-row mean and standard deviation, ``(B, 1)`` each, from a sum and a norm.
+
+    ``Tensor.std`` is ~15x slower on one CPU thread and would dominate serving time.
+    """
     import torch
 
-    real = scores[:, 1:]  # (B, V)
-    z = (real - real.mean(1, keepdim=True)) / (real.std(1, keepdim=True) + 1e-9)
-    return torch.cat([torch.full_like(scores[:, :1], float("-inf")), z], dim=1)  # (B, V+1)
+    n = real.shape[1]
+    mean = real.sum(1, keepdim=True) / n
+    mean_sq = torch.linalg.vector_norm(real, dim=1, keepdim=True).square() / n
+    return mean, (mean_sq - mean.square()).clamp_min(0).sqrt() + 1e-9
 
 
-def blend(seq_scores: torch.Tensor, item_scores: torch.Tensor | None, weight: float) -> torch.Tensor:
+def standardise(scores: "torch.Tensor") -> "torch.Tensor":
+    """Per-row z-scores over the real items (column 0, padding, stays ``-inf``). Returns a new tensor."""
+    mean, std = _row_stats(scores[:, 1:])
+    out = (scores - mean).div_(std)  # (B, V+1)
+    out[:, 0] = float("-inf")
+    return out
+
+
+def blend(seq_scores: "torch.Tensor", item_scores: "torch.Tensor | None", weight: float) -> "torch.Tensor":
     """``z(seq) + weight * z(item)``; the sequence scores unchanged when there is no item-item part."""
     if item_scores is None or weight == 0:
         return seq_scores
-    return standardise(seq_scores) + weight * standardise(item_scores)
+    m_seq, s_seq = _row_stats(seq_scores[:, 1:])
+    m_item, s_item = _row_stats(item_scores[:, 1:])
+    # The same sum written as one scaled copy and one fused multiply-add: serving scores every item.
+    out = seq_scores / s_seq  # (B, V+1)
+    out.addcmul_(item_scores, weight / s_item).sub_(m_seq / s_seq + weight * m_item / s_item)
+    out[:, 0] = float("-inf")
+    return out
 
 
 def choose_weight(
