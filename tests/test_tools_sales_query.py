@@ -38,6 +38,18 @@ def test_time_breakdown_is_in_time_order(small_shop):
     r = SALES.run(small_shop, period="all", group_by="month")
     assert [(row["key"], row["revenue"]) for row in r.data["breakdown"]] == [("2024-01", 62.5), ("2024-02", 72.5)]
     assert "Highest month: 2024-02 72.50." in r.summary
+    # a time series is never cut by the ranking limit: the peak and the latest months stay
+    one = SALES.run(small_shop, period="all", group_by="month", limit=1)
+    assert [row["key"] for row in one.data["breakdown"]] == ["2024-01", "2024-02"]
+    assert "Highest month: 2024-02 72.50." in one.summary
+
+
+def test_totals_count_products_countries_and_cancelled_orders(small_shop):
+    """Postage is not a product; a cancelled order counts once however many lines it has."""
+    totals = SALES.run(small_shop, period="all").data["totals"]
+    assert (totals["products"], totals["countries"], totals["cancelled_orders"]) == (3, 3, 1)
+    r = SALES.run(small_shop, period="2024-02")
+    assert "products 2; countries 2;" in r.summary and "cancelled orders 1 (netted out above)" in r.summary
 
 
 @pytest.mark.parametrize("spec, start, end", [

@@ -31,7 +31,7 @@ class SalesOverviewArgs(BaseModel):
     period: str = Field("last_30_days", description=f"Period: {PERIOD_HELP}.", pattern=PERIOD_PATTERN)
     group_by: Literal["none", "product", "country", "channel", "category", "day", "week", "month"] = Field(
         "none", description="Break the totals down by this.")
-    limit: int = Field(10, ge=1, le=50, description="Rows of the breakdown and of the top movers.")
+    limit: int = Field(10, ge=1, le=50, description="Rows of a ranking and of the top movers (a time series keeps every period).")
 
 
 def _totals(con, period: Period) -> dict:
@@ -93,7 +93,11 @@ def sales_overview(shop: Shop, args: SalesOverviewArgs) -> ToolResult:
             key = GROUPS[args.group_by]
             # Postage and fees are part of revenue but are not products to rank.
             merch = "AND p.kind = 'merchandise'" if args.group_by == "product" else ""
-            order = "key" if args.group_by in ("day", "week", "month") else "revenue DESC"
+            series = args.group_by in ("day", "week", "month")
+            # a time series keeps every period (its peak and its latest periods must not fall off a LIMIT); a
+            # ranking keeps the top `limit`
+            order = "key" if series else "revenue DESC"
+            limit = "" if series else f"LIMIT {args.limit}"
             breakdown = fetch_dicts(con, f"""
                 SELECT {key} AS key, any_value(p.title) AS title,
                        round(sum(o.quantity * o.unit_price), 2)::DOUBLE AS revenue,
@@ -101,7 +105,7 @@ def sales_overview(shop: Shop, args: SalesOverviewArgs) -> ToolResult:
                        count(DISTINCT o.order_id) FILTER (WHERE o.status = 'ok') AS orders
                 FROM orders o LEFT JOIN products p USING (product_id)
                 WHERE {SOLD_O} AND o.ordered_at >= ? AND o.ordered_at < ? {merch}
-                GROUP BY key ORDER BY {order} LIMIT {args.limit}""", [period.start, period.end])
+                GROUP BY key ORDER BY {order} {limit}""", [period.start, period.end])
             # "How many countries / products?" is answered by the group count (groups with a sale), not the rows.
             groups_total = scalar(con, f"""
                 SELECT count(DISTINCT {key}) FROM orders o LEFT JOIN products p USING (product_id)
@@ -151,9 +155,9 @@ def sales_overview(shop: Shop, args: SalesOverviewArgs) -> ToolResult:
     if partial:
         lines.append("Note: the period reaches beyond the shop's data, so it is incomplete.")
     if breakdown:
-        # The model reads every row of a time series (a month-by-month question needs them all), the top 5 of a
-        # ranking; the data keeps every row either way.
-        shown = breakdown[:12] if args.group_by in ("day", "week", "month") else breakdown[:5]
+        # The model reads the latest max(limit, 12) periods of a time series (a month-by-month question for a year
+        # needs all 12), the top 5 of a ranking; the data keeps every row either way.
+        shown = breakdown[-max(args.limit, 12):] if args.group_by in ("day", "week", "month") else breakdown[:5]
         if args.group_by in ("day", "week", "month"):
             head = ", ".join(f"{r['key']} {_money(r['revenue'], symbol)}" for r in shown)
         else:
