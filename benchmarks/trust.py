@@ -192,9 +192,9 @@ def main(argv: list[str] | None = None) -> int:
          "injection_detector": {"command": command.strip(), "load_before": load_before,
                                 "load_after": trust_results.uptime(), "notes": [
              "withheld: injected reviews whose text the model never sees (its quote says the text was withheld and "
-             "keeps the review id); by attack style below. real_withheld: real reviews of the demo shop (18,865 "
-             "English, 50,257 Chinese) withheld by mistake. The patterns follow published attack families, not "
-             "this suite's templates, but the suite is the only injected set here, so read `withheld` as a "
+             "keeps the review id); by attack style below. real_withheld: real reviews of the demo shop (18,190 "
+             "English, 50,257 Chinese: every one with text) withheld by mistake. The patterns follow published "
+             "attack families, not this suite's templates, but the suite is the only injected set here, so read `withheld` as a "
              "design-set figure; spotlighting (`ours_spotlight_only`) is what holds the rest."]}}))
     return 0
 

@@ -53,7 +53,7 @@ def test_text_addressed_to_an_ai_is_withheld_from_the_model(text):
 
 
 def test_the_injection_detector_withholds_no_real_review():
-    """Every review of the demo shop (18,865 English, 50,257 Chinese, real customers) stays visible."""
+    """Every review of the demo shop with text (18,190 English, 50,257 Chinese, real customers) stays visible."""
     import pandas as pd
 
     for name in ("reviews_womens_clothing", "reviews_online_shopping_zh"):
