@@ -421,6 +421,7 @@ def main(argv=None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     t0 = time.perf_counter()
     load_start = [round(x, 2) for x in os.getloadavg()]
+    git = _git_commit()  # read now: commits made while the run goes on are not what ran
 
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - t0:7.0f}s load {os.getloadavg()[0]:.2f}] {msg}", flush=True)
@@ -429,7 +430,7 @@ def main(argv=None) -> int:
         """Write the tables for the datasets done so far, so an interrupted run still leaves figures."""
         order = [name for name, _ in sources if name in results]
         meta = {"command": command, "started": started, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "wall_s": time.perf_counter() - t0, "git": _git_commit(), "load_start": load_start,
+                "wall_s": time.perf_counter() - t0, "git": git, "load_start": load_start,
                 "load_end": [round(x, 2) for x in os.getloadavg()], "machine": machine_info(args.threads, args.jobs),
                 "datasets": {n: datasets[n] for n in order}, "partial": partial,
                 "args": {k: str(v) for k, v in vars(args).items()}}
