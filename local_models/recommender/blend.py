@@ -16,9 +16,7 @@ The item-item model is EASE^R (Steck, WWW 2019) fitted in closed form, then spar
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
