@@ -85,8 +85,8 @@ def search_reviews(shop: Shop, args: SearchReviewsArgs) -> ToolResult:
     index, emb, notes = review_store.index_for_tool(shop)
     mode = {"hybrid": "hybrid", "semantic": "dense", "keyword": "bm25"}[args.mode]
     qvec = emb.encode([args.query], "query")[0] if mode != "bm25" else None
-    head = review_store.sentiment_model(shop, index.model_id)[0] if mode == "hybrid" else None
-    hits = index.search(args.query, qvec, args.k, filters, mode=mode, sentiment=head)
+    sentiment = review_store.sentiment_model(shop, index.model_id)[0] if mode == "hybrid" else None
+    hits = index.search(args.query, qvec, args.k, filters, mode=mode, sentiment=sentiment)
     meta = index.meta
     rows, spoken = [], []  # spoken: the same quotes as the model reads them (datamarked)
     for h in hits:

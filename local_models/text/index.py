@@ -299,19 +299,18 @@ class ReviewIndex:
         1-2: -1, 3: 0), else ``2 * P(positive) - 1`` from sentiment ``head`` (computed once per row and head and kept
         in memory), else 0. The same order of evidence as the review_insights tool."""
         positions = np.asarray(positions, np.int64)
-        label = self.meta["label"].to_numpy(dtype="float64", na_value=np.nan)[positions]
-        rating = self.meta["rating"].to_numpy(dtype="float64", na_value=np.nan)[positions]
+        # only the candidates' rows are converted: a search must not touch every row of a large index
+        label = self.meta["label"].iloc[positions].to_numpy(dtype="float64", na_value=np.nan)
+        rating = self.meta["rating"].iloc[positions].to_numpy(dtype="float64", na_value=np.nan)
         out = np.where(~np.isnan(label), np.where(label == 1, 1.0, -1.0),
                        np.where(~np.isnan(rating), np.sign(np.round(rating) - 3), np.nan))
         todo = np.isnan(out)
         if todo.any() and head is not None:
-            if self._polarity_head != id(head) or len(self._polarity) != len(self):
-                if self._polarity_head != id(head):
-                    self._polarity = np.full(len(self), np.nan, np.float32)
-                else:  # rows were added since
-                    self._polarity = np.concatenate([self._polarity, np.full(len(self) - len(self._polarity),
-                                                                             np.nan, np.float32)])
-                self._polarity_head = id(head)
+            if self._polarity_head != id(head):  # another head: its predictions start afresh
+                self._polarity, self._polarity_head = np.full(len(self), np.nan, np.float32), id(head)
+            elif len(self._polarity) != len(self):  # rows were added since
+                self._polarity = np.concatenate([self._polarity, np.full(len(self) - len(self._polarity),
+                                                                         np.nan, np.float32)])
             need = positions[todo & np.isnan(self._polarity[positions])]
             need = np.unique(need)
             if len(need):

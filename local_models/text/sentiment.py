@@ -217,14 +217,6 @@ def _bag(grams: list[np.ndarray] | None, rows: np.ndarray):
             torch.from_numpy(weights))
 
 
-def default_head(model_id: str) -> SentimentModel | None:
-    """The shipped head when it was trained with embedder ``model_id``; None otherwise (or when absent)."""
-    if not DEFAULT_HEAD.exists():
-        return None
-    model = SentimentModel.load(DEFAULT_HEAD)
-    return model if model.embedder == model_id else None
-
-
 # Words that make a search query a search for complaints or for praise ("what do people complain about", "找一下说
 # 质量差的评价"): such a query reads neutral to a head trained on reviews, which the cue words correct.
 _NEGATIVE_CUES = ("complain", "complaint", "problem", "issue", "defect", "broken", "broke", "bad", "poor", "worst",
