@@ -1,9 +1,11 @@
 """Recommender benchmark: our recommender against popularity, ItemKNN, EASE and ALS.
 
 "Ours" is what the shop's ``recommend_products`` tool serves (``local_models/recommender/api.py``): a
-SASRec-style sequence model blended with a sparse EASE item-item model (``blend.py``); the blend
-weight and the EASE ridge are chosen on validation, weight 0 (the sequence model alone) included.
-Its training time includes the item-item fits and the weight choice.
+SASRec-style sequence model blended with a sparse EASE item-item model and recent popularity
+(``blend.py``); the blend (weights, history decay) and the EASE ridge are chosen on validation, the
+sequence model alone included. The popularity part counts purchases in the same window as the
+popular baseline (time split: the 4 weeks before the cut-off; leave-one-out: all training purchases).
+Its training time includes the item-item fits and the blend choice.
 
 One command, one run, one table::
 
@@ -179,7 +181,7 @@ def run_ours(task: Task, args, log) -> dict:
     import torch
 
     from local_models.recommender.baselines import EASE
-    from local_models.recommender.blend import ItemItem, blend, fit_blend
+    from local_models.recommender.blend import ItemItem, blend, fit_blend, popularity_scores
     from local_models.recommender.evaluate import evaluate
     from local_models.recommender.model import Config
     from local_models.recommender.train import TrainConfig, make_score_fn, train
@@ -208,23 +210,25 @@ def run_ours(task: Task, args, log) -> dict:
         res = train(model_config, task.train_seqs, task.valid, task.counts, train_config, on_epoch=progress)
         seq_score = make_score_fn(res.model, torch.device("cpu"))
         t0 = time.perf_counter()
-        item_item, weight, blend_valid = fit_blend(lambda h: seq_score(h, None), task.train_seqs, task.n_items,
-                                                   task.valid, task.counts, list(fitted), args.neighbours,
-                                                   fitted=fitted)
+        # Popularity part: purchases in the window before each split's targets, as the popular baseline counts.
+        item_item, mix, blend_valid = fit_blend(lambda h: seq_score(h, None), task.train_seqs, task.n_items,
+                                                task.valid, task.counts, list(fitted), args.neighbours,
+                                                fitted=fitted, popularity_counts=task.pop_valid)
         blend_s = time.perf_counter() - t0
         valid_ndcg = blend_valid.get("ndcg@10", res.best_valid["ndcg@10"])
+        pop_test = popularity_scores(task.pop_test)
 
-        def score(hist, customers, item_item=item_item, weight=weight):
-            seqs = seq_score(hist, customers)
-            return blend(seqs, item_item.score(hist), weight) if item_item is not None else seqs
+        def score(hist, customers, item_item=item_item, mix=mix):
+            items = item_item.score(hist, mix.decay) if item_item is not None else None
+            return blend(seq_score(hist, customers), items, mix, pop_test)
 
         t = evaluate(score, task.test, task.counts, k=K, batch_size=1024)
         log(f"  ours seed {seed}: best epoch {res.best_epoch}/{res.epochs_run}, valid ndcg@10 sequence model "
-            f"{res.best_valid['ndcg@10']:.4f}, blend {valid_ndcg:.4f} (weight {weight}, l2 "
+            f"{res.best_valid['ndcg@10']:.4f}, blend {valid_ndcg:.4f} ({mix}, l2 "
             f"{item_item.l2 if item_item else '-'}), test ndcg@10 {t['ndcg@10']:.4f}, train {res.train_s:.0f}s "
-            f"+ weight choice {blend_s:.0f}s + item-item {item_item_s:.0f}s")
+            f"+ blend choice {blend_s:.0f}s + item-item {item_item_s:.0f}s")
         res.train_s += blend_s + item_item_s  # every seed's time includes the item-item fits it relies on
-        runs.append((t, res, weight, item_item.l2 if item_item else None, valid_ndcg))
+        runs.append((t, res, mix, item_item.l2 if item_item else None, valid_ndcg))
     keys = ("ndcg@10", "hr@10", "recall@10", "coverage@10", "pop_percentile", "users_per_s")
     row = {k: float(np.mean([r[0][k] for r in runs])) for k in keys}
     row["ndcg@10_std"] = float(np.std([r[0]["ndcg@10"] for r in runs]))
@@ -234,7 +238,7 @@ def run_ours(task: Task, args, log) -> dict:
     row["epochs_run"] = [r[1].epochs_run for r in runs]
     row["valid_ndcg"] = float(np.mean([r[4] for r in runs]))
     row["valid_ndcg_sequence_model"] = float(np.mean([r[1].best_valid["ndcg@10"] for r in runs]))
-    row["blend_weights"] = [r[2] for r in runs]
+    row["blends"] = [r[2].to_dict() for r in runs]
     row["blend_l2"] = [r[3] for r in runs]
     row["params"] = {**model_config.to_dict(), **{k: v for k, v in train_config.to_dict().items()
                                                   if k in ("lr", "batch_size", "max_epochs", "patience", "max_time_s",
@@ -312,7 +316,7 @@ def write_results(results: dict, meta: dict, out_dir: Path) -> None:
              "(the machine is shared, so times are upper bounds).", "",
              "Full ranking over all items; items already bought are removed from every method's top 10. "
              "Ours = mean over seeds (± std of NDCG@10). `train s` = fitting time of the chosen configuration "
-             "(ours: until early stop, validation included, plus the item-item fits and the blend-weight choice); `users/s` = customers ranked per second "
+             "(ours: until early stop, validation included, plus the item-item fits and the blend choice); `users/s` = customers ranked per second "
              "(batches of 1,024, scoring + masking + top-10).", ""]
     for ds, methods in results.items():
         st = meta["datasets"][ds]
@@ -325,8 +329,8 @@ def write_results(results: dict, meta: dict, out_dir: Path) -> None:
             if m == "ours":
                 settings = (f"{r['seeds']} seeds, best epochs {r['best_epochs']} of {r['epochs_run']}, "
                             f"loss {settings.get('loss')}, negatives {settings.get('n_negatives')}, dropout "
-                            f"{settings.get('dropout')}, lr {settings.get('lr')}; blend weights "
-                            f"{r.get('blend_weights')}, EASE l2 {r.get('blend_l2')}")
+                            f"{settings.get('dropout')}, lr {settings.get('lr')}; blends "
+                            f"{_blends_text(r.get('blends', []))}, EASE l2 {r.get('blend_l2')}")
             lines.append(f"| {m} | {ndcg} | {r['hr@10']:.4f} | {r['recall@10']:.4f} | {r['coverage@10']:.3f} | "
                          f"{r['pop_percentile']:.1f} | {r['train_s']:.1f} | {r['users_per_s']:,.0f} | {settings} |")
         base = {m: r["ndcg@10"] for m, r in methods.items() if m != "ours"}
@@ -336,6 +340,12 @@ def write_results(results: dict, meta: dict, out_dir: Path) -> None:
             lines += ["", f"Ours / best baseline ({best}) NDCG@10 = {ratio:.2f}×."]
         lines.append("")
     (out_dir / "recommender.md").write_text("\n".join(lines))
+
+
+def _blends_text(blends: list[dict]) -> str:
+    """Each seed's blend as "item-item w, decay d, popularity p"."""
+    return "; ".join(f"item-item {b['item_item']}, decay {b['decay']}, popularity {b['popularity']}"
+                     for b in blends) or "-"
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -78,6 +78,10 @@ def _for_customer(shop: Shop, args: RecommendArgs, rec: Any, co: Any) -> tuple[l
     titles = _titles(shop, [p for p, _ in picks] + history[-20:])
     rows = []
     recent = list(dict.fromkeys(reversed(history)))[:20]  # most recent distinct purchases first
+    why = ["fits the order of this customer's recent purchases"]
+    why += ["what buyers of the same products buy"] if rec.blend.item_item else []
+    why += ["what sells well lately"] if rec.blend.popularity else []
+    model_reason = ", ".join(why[:-1]) + " and " + why[-1] if len(why) > 1 else why[0]
     for rank, (pid, score) in enumerate(picks, start=1):
         reason = "popular with recent buyers (the customer has too little history for the model)" if cold else ""
         if not cold:
@@ -92,9 +96,7 @@ def _for_customer(shop: Shop, args: RecommendArgs, rec: Any, co: Any) -> tuple[l
                     best = (bought, int(pair))
             reason = (f"bought with {best[0]} {titles.get(best[0], '')} by {best[1]:,} customers; this customer "
                       f"bought {best[0]}" if best else
-                      ("fits the order of this customer's recent purchases and what buyers of the same "
-                       "products buy (sequence model blended with item-item model)" if rec.blend_weight else
-                       "fits the order of this customer's recent purchases (sequence model)"))
+                      f"{model_reason} ({rec.describe_model()})")
         rows.append({"rank": rank, "product_id": pid, "title": titles.get(pid, ""), "score": round(float(score), 4),
                      "reason": reason.replace("  ", " ")})
     head = (f"Recommendations for customer {cid} ({len(history):,} past purchases"

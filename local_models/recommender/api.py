@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from local_models.common import UnknownCustomerError, load_checkpoint, save_checkpoint
-from local_models.recommender.blend import WEIGHTS
+from local_models.recommender.blend import DECAYS, POPULARITY_WEIGHTS, WEIGHTS, Blend
 from local_models.recommender.data import EvalSplit, ItemMap, as_interactions, build_sequences, pad_batch
 
 CHECKPOINT_NAME = "recommender.pt"
@@ -38,10 +38,13 @@ class RecommenderConfig:
         popular_window_days: Popularity for cold customers counts purchases in this many days before the
             newest purchase (None: all time). Only meaningful when timestamps are epoch seconds.
         min_history: Customers with fewer purchases than this get the popular items instead of the model.
-        item_item_l2: EASE ridges tried for the item-item half of the blend (see ``blend.py``); the
-            ridge and the blend weight are chosen on validation. Empty: the sequence model alone.
+        item_item_l2: EASE ridges tried for the item-item part of the blend (see ``blend.py``); the
+            ridge and the blend are chosen on validation. Empty: no item-item part.
         item_item_neighbours: Item-item weights kept per product.
-        blend_weights: Blend weights tried on validation (0 = the sequence model alone).
+        blend_weights: Item-item weights tried on validation (0 = none).
+        blend_decays: History decays tried for the item-item part (1 = all purchases count the same).
+        popularity_weights: Weights tried for the recent-popularity part (purchases in the last
+            ``popular_window_days``); empty: no popularity part.
         novel_targets: Train the sequence model only on purchases of products new to the customer
             (``train`` may override it). Recommendations leave out bought products by default, and on the
             repeat-heavy Online Retail shop this reached a better validation NDCG in the same time.
@@ -54,15 +57,17 @@ class RecommenderConfig:
     item_item_l2: list = field(default_factory=lambda: [100.0, 500.0])
     item_item_neighbours: int = 200
     blend_weights: list = field(default_factory=lambda: list(WEIGHTS))
+    blend_decays: list = field(default_factory=lambda: list(DECAYS))
+    popularity_weights: list = field(default_factory=lambda: list(POPULARITY_WEIGHTS))
     novel_targets: bool = True
 
 
 class Recommender:
     """A trained next-purchase model plus what it needs to serve: id maps, histories, popular items.
 
-    Customers are ranked by the sequence model blended with an item-item model (``blend.py``) when
-    validation chose a blend weight above 0; checkpoints saved before the blend existed load as the
-    sequence model alone.
+    Customers are ranked by the sequence model blended with an item-item model and recent popularity
+    (``blend.py``) as validation chose; checkpoints saved before the blend existed load as the sequence
+    model alone, and those saved before the popularity part as sequence + item-item.
 
     Build with :meth:`fit` or :meth:`load`, not the constructor.
     """
@@ -78,17 +83,19 @@ class Recommender:
         config: RecommenderConfig,
         metrics: dict,
         item_item: Any = None,
-        blend_weight: float = 0.0,
+        mix: Blend | None = None,
     ) -> None:
         self.model = model
         self.item_item = item_item  # blend.ItemItem or None
-        self.blend_weight = blend_weight if item_item is not None else 0.0
+        mix = mix or Blend()
+        self.blend = mix if item_item is not None or not mix.item_item else Blend(0.0, mix.popularity, mix.decay)
         self.items = items
         self.customers = customers
         self.customer_index = {c: i for i, c in enumerate(customers)}
         self.histories = histories
         self.popular_items = popular  # item indices, most bought first
         self.popular_counts = popular_counts
+        self._popularity = None  # blend.popularity_scores of the recent purchases, made when first needed
         self.config = config
         self.metrics = metrics
 
@@ -132,26 +139,35 @@ class Recommender:
                 train_seqs.append(s)
         valid = EvalSplit(hist, tgt, np.asarray(who, dtype=np.int64)) if who else None
         counts = np.bincount(np.concatenate(train_seqs), minlength=len(items) + 1)
+        recent = _window_counts(inter, items, config.popular_window_days)
         model_config = Config(n_items=len(items), **config.model)
         train_config = TrainConfig(**{"novel_targets": config.novel_targets, **config.train})
         result = train(model_config, train_seqs, valid, counts, train_config)
         model = result.model.cpu()
-        item_item, weight, blend_valid = None, 0.0, {}
+        item_item, mix, blend_valid = None, Blend(), {}
         if valid is not None:
             from local_models.recommender.blend import fit_blend
             from local_models.recommender.train import make_score_fn
 
             seq_score = make_score_fn(model, torch.device("cpu"))
-            item_item, weight, blend_valid = fit_blend(
+            # As seen from validation, the recent window lacks the held-out purchases (most fall in it).
+            valid_recent = np.clip(recent - np.bincount(np.concatenate(tgt), minlength=len(recent)), 0, None)
+            item_item, mix, blend_valid = fit_blend(
                 lambda hist: seq_score(hist, None), train_seqs, len(items), valid, counts, config.item_item_l2,
-                config.item_item_neighbours, config.blend_weights)
-        popular, popular_counts = _recent_popular(inter, items, config.popular_window_days)
+                config.item_item_neighbours, config.blend_weights,
+                popularity_counts=valid_recent if config.popularity_weights else None,
+                decays=config.blend_decays, popularity_weights=config.popularity_weights or (0.0,))
+        order = np.argsort(-recent[1:], kind="stable") + 1
+        order = order[recent[order] > 0].astype(np.int64)
         metrics = {"valid": result.best_valid, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                    "train_s": result.train_s}
-        if item_item is not None:
+        if not mix.sequence_only:
             metrics = {**metrics, "valid": blend_valid, "valid_sequence_model": result.best_valid,
-                       "blend": {"weight": weight, "l2": item_item.l2, "neighbours": config.item_item_neighbours}}
-        return cls(model, items, customers, seqs, popular, popular_counts, config, metrics, item_item, weight)
+                       "blend": {**mix.to_dict(), "weight": mix.item_item,
+                                 "l2": item_item.l2 if item_item is not None else None,
+                                 "neighbours": config.item_item_neighbours}}
+        return cls(model, items, customers, seqs, order, recent[order].astype(np.int64), config, metrics,
+                   item_item, mix)
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write one checkpoint file (``recommender.pt``) into ``directory`` atomically.
@@ -168,7 +184,7 @@ class Recommender:
             "popular": {"items": self.popular_items.tolist(), "counts": self.popular_counts.tolist()},
         }
         config = {"model": self.model.config.to_dict(), "recommender": asdict(self.config),
-                  "blend_weight": self.blend_weight}
+                  "blend_weight": self.blend.item_item, "blend": self.blend.to_dict()}
         state = dict(self.model.state_dict())
         if self.item_item is not None:
             # The item-item half travels in the same tensor dict under its own prefix.
@@ -204,8 +220,25 @@ class Recommender:
             RecommenderConfig(**ckpt["config"]["recommender"]),
             ckpt["metrics"],
             item_item,
-            float(ckpt["config"].get("blend_weight", 0.0)),  # absent in checkpoints from before the blend
+            # "blend" is absent before the popularity part, "blend_weight" too before the item-item part
+            Blend(**ckpt["config"]["blend"]) if "blend" in ckpt["config"]
+            else Blend(item_item=float(ckpt["config"].get("blend_weight", 0.0))),
         )
+
+    def describe_model(self) -> str:
+        """What ranks the products, in words, e.g. "sequence model blended with item-item model"."""
+        parts = [name for name, on in (("item-item model", self.blend.item_item),
+                                       ("recent best-sellers", self.blend.popularity)) if on]
+        return "sequence model" + (" blended with " + " and ".join(parts) if parts else "")
+
+    def _popularity_scores(self):
+        if self._popularity is None:
+            from local_models.recommender.blend import popularity_scores
+
+            counts = np.zeros(len(self.items) + 1, dtype=np.int64)
+            counts[self.popular_items] = self.popular_counts
+            self._popularity = popularity_scores(counts)
+        return self._popularity
 
     def history(self, customer_id: str) -> list[str]:
         """Product ids the customer bought, oldest first.
@@ -296,10 +329,11 @@ class Recommender:
             hist = [histories[i] for i in rows]
             seq = torch.from_numpy(pad_batch(hist, self.model.config.max_len)).to(device)
             scores = self.model.full_sort_predict(seq).float().cpu()
-            if self.item_item is not None:
+            if not self.blend.sequence_only:
                 from local_models.recommender.blend import blend
 
-                scores = blend(scores, self.item_item.score(hist), self.blend_weight)
+                items = self.item_item.score(hist, self.blend.decay) if self.blend.item_item else None
+                scores = blend(scores, items, self.blend, self._popularity_scores() if self.blend.popularity else None)
             idx = top_k(scores, hist, k_model, exclude_seen)
             vals = torch.gather(scores, 1, torch.from_numpy(idx)).numpy()
             for r, i in enumerate(rows):
@@ -307,13 +341,11 @@ class Recommender:
         return out
 
 
-def _recent_popular(inter: Any, items: ItemMap, window_days: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Item indices by purchases in the last ``window_days`` (all time when None), most bought first."""
+def _window_counts(inter: Any, items: ItemMap, window_days: int | None) -> np.ndarray:
+    """``(V+1,)`` purchases of each item in the last ``window_days`` before the newest purchase (all time when None)."""
     ts = inter.timestamp
     keep = np.ones(len(ts), dtype=bool) if window_days is None or len(ts) == 0 else ts >= ts.max() - window_days * DAY_S
     idx = items.encode(inter.product_id[keep])
     counts = np.bincount(idx[idx > 0], minlength=len(items) + 1)
     counts[0] = 0
-    order = np.argsort(-counts[1:], kind="stable") + 1
-    order = order[counts[order] > 0]
-    return order.astype(np.int64), counts[order].astype(np.int64)
+    return counts
