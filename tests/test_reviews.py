@@ -96,6 +96,27 @@ def test_index_round_trip_and_incremental_add(tmp_path):
     assert (got["created_at"] >= pd.Timestamp("2024-01-10")).all()
 
 
+def test_bm25_matches_english_word_forms_and_rebuilds_an_index_saved_before_stemming(tmp_path):
+    import json
+
+    from local_models.text import ReviewIndex
+
+    texts = ["the zipper broke after a week", "lovely soft fabric", "it fits perfectly", "colour faded in the wash"]
+    index = ReviewIndex("test-model", 16)
+    index.add(_rows([f"r{i}" for i in range(4)], texts), _vecs(4))
+    # "zippers broken" shares no word with review 0, only stems; Chinese words are left as they are.
+    assert [h.position for h in index.search("zippers broken", None, 2, mode="bm25")] == [0]
+    assert [h.position for h in index.search("fitting", None, 2, mode="bm25")] == [2]
+    index.save(tmp_path / "ix")
+    manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
+    assert manifest["bm25"]["terms"] == "snowball-english-stems"
+    # An index saved before stems has no "bm25" entry and a BM25 over the words: it is rebuilt on load.
+    del manifest["bm25"]
+    (tmp_path / "ix" / "manifest.json").write_text(json.dumps(manifest))
+    loaded = ReviewIndex.load(tmp_path / "ix")
+    assert loaded._bm25 is None and [h.position for h in loaded.search("fitting", None, 2, mode="bm25")] == [2]
+
+
 def test_rrf_rewards_agreement():
     from local_models.text.index import rrf_fuse
 

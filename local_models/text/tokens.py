@@ -62,6 +62,20 @@ def tokenize(text: str, *, keep_stopwords: bool = False) -> list[str]:
     return out
 
 
+_stemmer = None
+
+
+def search_terms(words: list[str]) -> list[str]:
+    """BM25 terms of :func:`tokenize`'s words: English words cut to their Snowball stem ("fits", "fitted" ->
+    "fit"), Chinese words unchanged. Stems are for matching only; theme labels keep the words."""
+    global _stemmer
+    if _stemmer is None:
+        import Stemmer  # PyStemmer, the Snowball stemmers in C
+
+        _stemmer = Stemmer.Stemmer("english")
+    return [w if _CJK.match(w) else _stemmer.stemWord(w) for w in words]
+
+
 def hashed_ngrams(text: str, n_buckets: int) -> list[int]:
     """Bucket ids of the text's word unigrams and bigrams and, for Chinese, character 1- to 3-grams.
 
