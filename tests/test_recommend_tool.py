@@ -47,6 +47,12 @@ def test_customer_recommendations_have_reasons_and_skip_what_was_bought(rec_shop
     assert len(rows) == 5 and all(row["reason"] for row in rows)
     assert not {"B33", "B37", "B39", "B44", "B46"} & {row["product_id"] for row in rows}  # u6's own purchases
     assert r.evidence[0].source == "model:recommender" and "validation" in r.evidence[0].detail
+    # Coverage and popularity percentile stand beside the most-popular list's on the same split.
+    from local_models.recommender import Recommender
+
+    popular = Recommender.load(rec_shop.models_dir / "recommender").metrics["valid_popular"]
+    assert 0 < popular["coverage@10"] <= 1 and 0 <= popular["pop_percentile"] <= 100
+    assert f"the most-popular list on the same split: ndcg@10 {round(popular['ndcg@10'], 4)}" in r.evidence[0].detail
     again = SPEC.run(rec_shop, customer_id="u6", k=50, include_bought=True)
     assert {row["product_id"] for row in again.data["recommendations"]} & {"B33", "B37", "B39", "B44", "B46"}
 

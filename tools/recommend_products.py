@@ -58,6 +58,10 @@ def _metrics_evidence(rec: Any) -> tuple[str, dict[str, Any]]:
     valid = (rec.metrics or {}).get("valid") or {}
     shown = {k: round(v, 4) for k, v in valid.items() if isinstance(v, (int, float))}
     text = ", ".join(f"{k} {v}" for k, v in shown.items()) or "no validation split"
+    popular = (rec.metrics or {}).get("valid_popular") or {}  # absent in models trained before it was added
+    if popular:
+        text += "; the most-popular list on the same split: " + ", ".join(
+            f"{k} {round(popular[k], 4)}" for k in ("ndcg@10", "coverage@10", "pop_percentile") if k in popular)
     return f"validation on each customer's last purchase: {text}", shown
 
 

@@ -139,6 +139,10 @@ def train_recommender(shop: Shop, progress: Progress) -> TrainReport:
     valid = rec.metrics.get("valid") or {}
     summary = ", ".join(f"validation {k} {v:.4f}" for k, v in valid.items() if isinstance(v, float)) or \
         "trained (no validation split: too few repeat customers)"
+    popular = rec.metrics.get("valid_popular") or {}
+    if popular:
+        summary += "; most-popular list: " + ", ".join(
+            f"{k} {popular[k]:.4f}" for k in ("ndcg@10", "coverage@10", "pop_percentile") if k in popular)
     return TrainReport("recommender", round(time.perf_counter() - t0, 1), rec.metrics, str(final), summary)
 
 

@@ -161,6 +161,14 @@ class Recommender:
         order = order[recent[order] > 0].astype(np.int64)
         metrics = {"valid": result.best_valid, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                    "train_s": result.train_s}
+        if valid is not None:
+            # Fairness and explainability: catalogue coverage and the popularity percentile of what is
+            # recommended, beside the most-popular list's on the same split.
+            from local_models.recommender.baselines import Popular
+            from local_models.recommender.evaluate import evaluate
+
+            popular_valid = evaluate(Popular(valid_recent).score, valid, counts, k=10)
+            metrics["valid_popular"] = {k: v for k, v in popular_valid.items() if k != "users_per_s"}
         if not mix.sequence_only:
             metrics = {**metrics, "valid": blend_valid, "valid_sequence_model": result.best_valid,
                        "blend": {**mix.to_dict(), "weight": mix.item_item,
