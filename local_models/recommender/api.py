@@ -156,7 +156,7 @@ class Recommender:
                 lambda hist: seq_score(hist, None), train_seqs, len(items), valid, counts, config.item_item_l2,
                 config.item_item_neighbours, config.blend_weights,
                 popularity_counts=valid_recent if config.popularity_weights else None,
-                decays=config.blend_decays, popularity_weights=config.popularity_weights or (0.0,))
+                decays=config.blend_decays, popularity_weights=config.popularity_weights)
         order = np.argsort(-recent[1:], kind="stable") + 1
         order = order[recent[order] > 0].astype(np.int64)
         metrics = {"valid": result.best_valid, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,

@@ -243,7 +243,7 @@ def choose_blend(
 def _rank_blends(seq_score, item_item, pop, split: EvalSplit, item_counts: np.ndarray, blends: list[Blend],
                  k: int, batch_size: int) -> dict[Blend, dict]:
     """Metrics of each blend on ``split``; the models score each batch once (the item-item part once per decay)."""
-    from local_models.recommender.evaluate import coverage, popularity_percentile, ranking_metrics, top_k
+    from local_models.recommender.evaluate import split_metrics, top_k
 
     if not blends:
         return {}
@@ -261,10 +261,7 @@ def _rank_blends(seq_score, item_item, pop, split: EvalSplit, item_counts: np.nd
     for b in blends:
         topk = np.zeros((len(order), tops[b][0].shape[1]), dtype=np.int64)
         topk[order] = np.concatenate(tops[b])
-        m = ranking_metrics(topk, split.targets, k)
-        m[f"coverage@{k}"] = coverage(topk, len(item_counts) - 1, k)
-        m["pop_percentile"] = popularity_percentile(topk, item_counts, k)
-        results[b] = m
+        results[b] = split_metrics(topk, split, item_counts, k)
     return results
 
 

@@ -98,6 +98,15 @@ def popularity_percentile(topk: np.ndarray, item_counts: np.ndarray, k: int = 10
     return float(pct[topk[:, :k]].mean())
 
 
+def split_metrics(topk: np.ndarray, split: EvalSplit, item_counts: np.ndarray, k: int = 10) -> dict[str, float]:
+    """HR/NDCG/Recall@k against the split's targets, coverage@k and pop_percentile of ``topk`` (rows in the
+    split's order)."""
+    out = ranking_metrics(topk, split.targets, k)
+    out[f"coverage@{k}"] = coverage(topk, len(item_counts) - 1, k)
+    out["pop_percentile"] = popularity_percentile(topk, item_counts, k)
+    return out
+
+
 def evaluate(
     score_fn: ScoreFn,
     split: EvalSplit,
@@ -137,10 +146,7 @@ def evaluate(
     topk = np.zeros((len(order), min(k, len(item_counts))), dtype=np.int64)
     if tops:
         topk[order] = np.concatenate(tops)
-    out = ranking_metrics(topk, split.targets, k)
-    n_items = len(item_counts) - 1
-    out[f"coverage@{k}"] = coverage(topk, n_items, k)
-    out["pop_percentile"] = popularity_percentile(topk, item_counts, k)
+    out = split_metrics(topk, split, item_counts, k)
     out["users_per_s"] = len(split.histories) / max(elapsed, 1e-9)
     out["n_users"] = len(split.histories)
     return out
