@@ -419,7 +419,7 @@ def _run_source(name: str, path: str, args: argparse.Namespace, t0: float) -> tu
     else:
         task = loo_task(name, read_sequence_file(path))
     result = run_task(task, args, log)
-    return result, {"protocol": task.protocol, "stats": task.stats, "source": path,
+    return result, {"protocol": task.protocol, "stats": task.stats, "source": _repo_relative(path),
                     "wall_s": time.perf_counter() - start}
 
 
@@ -443,7 +443,7 @@ def main(argv=None) -> int:
                 "wall_s": time.perf_counter() - t0, "git": git, "load_start": load_start,
                 "load_end": [round(x, 2) for x in os.getloadavg()], "machine": machine_info(args.threads, args.jobs),
                 "datasets": {n: datasets[n] for n in order}, "partial": partial,
-                "args": {k: str(v) for k, v in vars(args).items()}}
+                "args": {k: _repo_relative(v) if isinstance(v, Path) else str(v) for k, v in vars(args).items()}}
         write_results({n: results[n] for n in order}, meta, args.out_dir)
 
     command = "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]) if argv is None else repr(argv)
@@ -469,6 +469,11 @@ def main(argv=None) -> int:
     finish(partial=False)
     log(f"wrote {args.out_dir / 'recommender.md'}")
     return 0
+
+
+def _repo_relative(path: str | Path) -> str:
+    """``path`` relative to the repository (``../shared/...`` for the shared data), so results name no machine."""
+    return os.path.relpath(Path(path).resolve(), REPO)
 
 
 def _git_commit() -> str:
