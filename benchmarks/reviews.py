@@ -16,6 +16,10 @@ Sections (samples are fixed by seed 0; sizes are in the output):
   sentiment rows disjoint from every retrieval row of both splits (``retrieval_head``), and the index holds no
   labels, so each review's sentiment is predicted, never read from the labels precision is scored by. Other
   backends' hybrids have no sentiment term (the head reads the default embedder's vectors).
+* dense and hybrid queries go through the product's query path (``local_models.text.adapter.query_vectors``): with
+  the default embedder, English queries are corrected by the shipped query adapter, trained
+  (benchmarks/train_default_adapter.py) on the titled English reviews outside both retrieval corpora; the report
+  checks that fingerprint. ``*_no_adapter`` rows are the same rankings without it.
 * ``--split dev`` draws both retrieval sets from rows the test split does not use: the hybrid fusion settings
   (local_models/text/index.py, ``IndexConfig``) were chosen on it. The default run reports the test split.
 * sentiment_en / sentiment_zh — held-out accuracy and macro-F1: our head over the default embeddings vs TF-IDF +
@@ -51,6 +55,7 @@ import pandas as pd  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from local_models.text.adapter import default_adapter, query_vectors  # noqa: E402
 from local_models.text.embed import DEFAULT_BACKEND, CachedEmbedder, EmbeddingCache, get_embedder  # noqa: E402
 from local_models.text.index import IndexConfig, ReviewIndex  # noqa: E402
 from local_models.text.sentiment import SentimentConfig, SentimentModel, macro_f1  # noqa: E402
@@ -149,6 +154,25 @@ def en_split(n_corpus: int, n_queries: int, split: str = "test") -> tuple[pd.Dat
     return corpus, queries
 
 
+def retrieval_rows(n_corpus: int = 3000, n_queries: int = 1000) -> set[str]:
+    """Review ids of every English retrieval corpus (test and dev; the queries are titles of corpus rows)."""
+    return set().union(*(set(en_split(n_corpus, n_queries, s)[0]["review_id"]) for s in ("test", "dev")))
+
+
+def adapter_pairs(n_corpus: int = 3000, n_queries: int = 1000) -> pd.DataFrame:
+    """Title/text pairs for the query adapter: the English reviews with a title outside every retrieval corpus."""
+    df = load_en()
+    df = df[~df["review_id"].isin(retrieval_rows(n_corpus, n_queries))]
+    return df[df["title"].fillna("").str.strip().str.len() > 0].reset_index(drop=True)
+
+
+def pairs_digest(review_ids) -> str:
+    """A short fingerprint of a set of review ids (the adapter records the one it was trained on)."""
+    import hashlib
+
+    return hashlib.sha1("\n".join(sorted(review_ids)).encode()).hexdigest()[:12]
+
+
 def retrieval_head(lang: str, store: EmbeddingCache, used: set[str], n_train: int) -> tuple[SentimentModel, dict]:
     """A sentiment head for the hybrid ranking's sentiment term, trained here on the sentiment training rows minus
     every row either retrieval split uses (corpus and queries, dev and test), so it has seen none of the reviews
@@ -178,7 +202,7 @@ def retrieval_en(backends: list[str], store: EmbeddingCache, n_corpus: int, n_qu
     corpus, queries = en_split(n_corpus, n_queries, split)
     rows = _frame(corpus, "en", with_title=False)  # the title is the query; indexing it would leak the answer
     log(f"retrieval_en ({split}): corpus {len(rows)}, queries {len(queries)}")
-    used = set().union(*(set(en_split(n_corpus, n_queries, s)[0]["review_id"]) for s in ("test", "dev")))
+    used = retrieval_rows(n_corpus, n_queries)
     head, head_info = retrieval_head("en", store, used, n_train)
     out: dict = {"_sample": {"split": split, "corpus": len(rows), "queries": len(queries),
                              "sentiment_head": head_info}}
@@ -190,13 +214,31 @@ def retrieval_en(backends: list[str], store: EmbeddingCache, n_corpus: int, n_qu
         out[f"dense_{name}"] = _rank_metrics(index, emb, queries, "dense")
         out[f"hybrid_{name}"] = _rank_metrics(index, emb, queries, "hybrid", _head_for(head, emb))
         log(f"  {name}: dense {out[f'dense_{name}']}, hybrid {out[f'hybrid_{name}']}")
+        adapter = default_adapter(emb.model_id)
+        if adapter is not None:  # what the shipped query adapter adds: the same rankings without it
+            out["_sample"]["query_adapter"] = adapter_info(adapter)
+            out[f"dense_{name}_no_adapter"] = _rank_metrics(index, emb, queries, "dense", adapter=None)
+            out[f"hybrid_{name}_no_adapter"] = _rank_metrics(index, emb, queries, "hybrid", _head_for(head, emb),
+                                                             adapter=None)
     return out
 
 
+def adapter_info(adapter) -> dict:
+    """The shipped adapter's provenance, and whether it was trained on exactly the rows this benchmark leaves for
+    it (every titled review outside the retrieval corpora): if not, it may have seen the reviews it is scored on."""
+    expected = pairs_digest(adapter_pairs()["review_id"])
+    disjoint = adapter.metrics.get("pairs_digest") == expected
+    if not disjoint:
+        log("  WARNING: the query adapter was not trained on this benchmark's adapter rows; retrain it with "
+            "benchmarks/train_default_adapter.py")
+    return {"embedder": adapter.embedder, "languages": list(adapter.languages),
+            "train_pairs": adapter.metrics.get("train_pairs"), "trained_on_adapter_rows_only": disjoint}
+
+
 def _rank_metrics(index: ReviewIndex, emb: CachedEmbedder | None, queries: pd.DataFrame, mode: str,
-                  head: SentimentModel | None = None) -> dict:
+                  head: SentimentModel | None = None, adapter="default") -> dict:
     titles = queries["title"].tolist()
-    qvecs = emb.encode(titles, "query") if emb is not None else [None] * len(titles)
+    qvecs = query_vectors(emb, titles, adapter) if emb is not None else [None] * len(titles)
     recall, rr = [], []
     for title, rid, qv in zip(titles, queries["review_id"], qvecs):
         got = [index.meta["review_id"].iat[h.position] for h in index.search(title, qv, 10, mode=mode,
@@ -264,15 +306,18 @@ def retrieval_zh(backends: list[str], store: EmbeddingCache, per_cell: int, quer
             hand[f"{mode}_{name}"] = _precision(index, emb, corpus, written, mode, head=_head_for(head, emb))
         if emb.multilingual:
             cross[f"dense_{name}"] = _precision(index, emb, corpus, written, "dense", column="text_en")
+            if default_adapter(emb.model_id) is not None:  # English queries: the adapter applies
+                cross[f"dense_{name}_no_adapter"] = _precision(index, emb, corpus, written, "dense",
+                                                               column="text_en", adapter=None)
         log(f"  {name}: dense {out[f'dense_{name}']}, hybrid {out[f'hybrid_{name}']}")
     return out, hand, cross
 
 
 def _precision(index: ReviewIndex, emb: CachedEmbedder | None, corpus: pd.DataFrame, queries: pd.DataFrame,
-               mode: str, column: str = "text", head: SentimentModel | None = None) -> dict:
+               mode: str, column: str = "text", head: SentimentModel | None = None, adapter="default") -> dict:
     truth = dict(zip(corpus["review_id"], zip(corpus["category"], corpus["label"])))
     texts = queries[column].tolist()
-    qvecs = emb.encode(texts, "query") if emb is not None else [None] * len(texts)
+    qvecs = query_vectors(emb, texts, adapter) if emb is not None else [None] * len(texts)
     precisions, topic = [], []
     for q, qv, cat, label in zip(texts, qvecs, queries["category"], queries["label"]):
         got = [truth[index.meta["review_id"].iat[h.position]] for h in index.search(q, qv, 10, mode=mode,
@@ -361,7 +406,7 @@ def ann(n: int, store: EmbeddingCache, real: np.ndarray, queries: list[str], bui
     cfg = IndexConfig()
     hnsw = faiss.IndexHNSWFlat(dim, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
     hnsw.hnsw.efConstruction = cfg.ef_construction
-    qvecs = raw.encode(queries, "query")
+    qvecs = query_vectors(raw, queries)
     best_s = np.full((len(queries), 10), -np.inf, np.float32)
     best_i = np.zeros((len(queries), 10), np.int64)
     build_s = flat_s = 0.0
@@ -394,7 +439,7 @@ def ann(n: int, store: EmbeddingCache, real: np.ndarray, queries: list[str], bui
         lat, recall = [], []
         for q, gt in zip(queries, truth):
             t0 = time.perf_counter()
-            v = raw.encode([q], "query")
+            v = query_vectors(raw, [q])  # the product's query path, adapter included
             _, ids = hnsw.search(v, 10)
             lat.append((time.perf_counter() - t0) * 1000)
             recall.append(len(set(ids[0]) & gt) / 10)

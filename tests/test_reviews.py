@@ -167,6 +167,58 @@ def test_sentiment_head_trains_saves_and_loads(tmp_path):
         model.predict_proba(X)
 
 
+def _pairs(n, dim=32, seed=0):
+    """Passages and queries that are a fixed linear distortion of them plus noise: the identity map ranks poorly,
+    a learned correction can undo most of the distortion."""
+    rng = np.random.default_rng(seed)
+    passages = _vecs(n, dim, seed)
+    mix = 0.3 * np.eye(dim) + rng.standard_normal((dim, dim)) / np.sqrt(dim)
+    queries = passages @ mix + 0.5 * rng.standard_normal((n, dim)) / np.sqrt(dim)
+    return (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32), passages
+
+
+def test_query_adapter_learns_a_correction_saves_and_loads(tmp_path):
+    from local_models.text.adapter import AdapterConfig, QueryAdapter, query_vectors, recall_at_10
+
+    queries, passages = _pairs(3000)
+    adapter = QueryAdapter.fit(queries[:2000], passages[:2000], "m@1", ["en"], AdapterConfig(epochs=15))
+    m = adapter.metrics
+    assert m["val_recall@10"] > m["val_recall@10_without"] and m["best_epoch"] >= 1
+    held_out = recall_at_10(adapter.transform(queries[2000:]), passages[2000:])  # pairs it never saw
+    assert held_out > recall_at_10(queries[2000:], passages[2000:]) + 0.3  # 0.15 -> 0.77
+    adapter.save(tmp_path / "a.npz")
+    again = QueryAdapter.load(tmp_path / "a.npz")
+    assert again.embedder == "m@1" and again.languages == ("en",) and again.metrics == m
+    assert np.allclose(again.transform(queries[:5]), adapter.transform(queries[:5]), atol=1e-2)  # float16 file
+    # Only the languages and the embedder it was trained for are corrected.
+    assert again.applies("runs small", "m@1") and not again.applies("尺码偏小", "m@1")
+    assert not again.applies("runs small", "other@2")
+
+    class Fixed:
+        model_id = "m@1"
+
+        def encode(self, texts, kind):
+            return np.tile(queries[:1], (len(texts), 1))
+
+    out = query_vectors(Fixed(), ["runs small", "尺码偏小"], again)
+    assert not np.allclose(out[0], queries[0]) and np.allclose(out[1], queries[0])
+    assert np.allclose(query_vectors(Fixed(), ["runs small"], None)[0], queries[0])
+
+
+def test_query_adapter_is_never_worse_than_none_on_validation():
+    from local_models.text.adapter import AdapterConfig, QueryAdapter
+
+    passages = _vecs(600, 32)
+    adapter = QueryAdapter.fit(passages, passages, "m@1", ["en"], AdapterConfig(epochs=3))  # already perfect
+    assert adapter.metrics["best_epoch"] == 0 and not adapter.weight.any()
+    with pytest.raises(ValueError, match="too few"):
+        QueryAdapter.fit(passages[:100], passages[:100], "m@1", ["en"])
+    with pytest.raises(ValueError, match="matching"):
+        QueryAdapter.fit(passages[:300], passages[:299], "m@1", ["en"])
+    with pytest.raises(ValueError, match="Unknown query language"):
+        QueryAdapter("m@1", np.zeros((4, 4)), ("fr",), AdapterConfig(), {})
+
+
 def test_themes_cluster_and_quote():
     from local_models.text.themes import find_themes
 
@@ -263,6 +315,21 @@ def test_search_finds_planted_english_review(review_shop):
 def test_search_finds_planted_chinese_review(review_shop):
     ids = [r["review_id"] for r in _search(review_shop, "把手断了", k=3).data["reviews"]]
     assert ids[0] == "plant-zh"
+
+
+def test_english_queries_use_the_shipped_query_adapter(review_shop):
+    from local_models.text.adapter import default_adapter
+    from local_models.text.embed import DEFAULT_BACKEND, get_embedder
+
+    adapter = default_adapter(get_embedder(DEFAULT_BACKEND).model_id)
+    assert adapter is not None and adapter.languages == ("en",) and adapter.dim == 512
+    assert adapter.metrics["val_recall@10"] > adapter.metrics["val_recall@10_without"]
+    english = _search(review_shop, "handle snapped off", k=3)
+    assert any(e.source == "model:default-query-adapter" for e in english.evidence)
+    chinese = _search(review_shop, "把手断了", k=3)
+    assert all(e.source != "model:default-query-adapter" for e in chinese.evidence)
+    keyword = _search(review_shop, "handle snapped off", k=3, mode="keyword")
+    assert all(e.source != "model:default-query-adapter" for e in keyword.evidence)
 
 
 def test_cross_language_search(review_shop):
