@@ -96,6 +96,27 @@ def test_index_round_trip_and_incremental_add(tmp_path):
     assert (got["created_at"] >= pd.Timestamp("2024-01-10")).all()
 
 
+
+def test_hnsw_search_beam_follows_the_index_size_unless_pinned(tmp_path):
+    from local_models.text import IndexConfig, ReviewIndex
+    from local_models.text.index import auto_ef_search
+
+    assert auto_ef_search(100_000) < auto_ef_search(1_000_000)  # a bigger graph needs a wider beam
+    rows = _rows([f"r{i}" for i in range(60)], [f"review {i}" for i in range(60)])
+    vecs = _vecs(60)
+    auto = ReviewIndex("m", 16, IndexConfig(hnsw_threshold=40))
+    auto.add(rows, vecs)
+    assert auto.kind == "hnsw"
+    assert auto.search("", vecs[7], 1, mode="dense")[0].position == 7
+    assert auto.faiss.hnsw.efSearch == auto_ef_search(60)
+    pinned = ReviewIndex("m", 16, IndexConfig(hnsw_threshold=40, ef_search=600))
+    pinned.add(rows, vecs)
+    pinned.search("", vecs[7], 1, mode="dense")
+    assert pinned.faiss.hnsw.efSearch == 600
+    # A manifest saved with an old fixed beam loads with the size-based one (ef_search is a search setting).
+    pinned.save(tmp_path / "ix")
+    assert ReviewIndex.load(tmp_path / "ix").ef_search() == auto_ef_search(60)
+
 def test_bm25_matches_english_word_forms_and_rebuilds_an_index_saved_before_stemming(tmp_path):
     import json
 

@@ -53,7 +53,8 @@ class IndexConfig:
         hnsw_threshold: above this many vectors the index is an HNSW graph instead of exact search.
         hnsw_m: HNSW neighbours per node (memory ~ 2*m*4 bytes per vector on top of the vectors).
         ef_construction: HNSW build beam; higher builds slower and finds better neighbours.
-        ef_search: HNSW search beam; raised to the number of candidates asked for when that is larger.
+        ef_search: HNSW search beam; raised to the number of candidates asked for when that is larger. None (the
+            default) picks it by the index's size with :func:`auto_ef_search`.
         exact_filter_limit: a filter leaving at most this many reviews is searched exactly over those reviews
             (a graph search restricted to a small subset would miss results).
         fusion: ``convex`` (weighted sum of the min-max scaled cosine and the BM25 score over the query's best)
@@ -69,14 +70,17 @@ class IndexConfig:
         sentiment_weight_zh: the same for queries with Chinese characters.
         query_sentiment_min: a query whose polarity is weaker than this (in [0, 1]) is treated as neutral.
 
-    ``fusion`` and the fields after it are search settings: an index loaded from disk uses the current code's
-    values, not the ones it was saved with (they were tuned after some indexes were built).
+    ``ef_search``, ``fusion`` and the fields after it are search settings: an index loaded from disk uses the
+    current code's values, not the ones it was saved with (they were tuned after some indexes were built).
     """
 
     hnsw_threshold: int = 50_000
     hnsw_m: int = 32
-    ef_construction: int = 64
-    ef_search: int = 256  # recall@10 ~0.97 at 100k vectors for ~3 ms (benchmarks/results/reviews.md)
+    # 128 rather than faiss' usual 40-64: at 1M vectors recall@10 at efSearch 2048 went 0.947 -> 0.966 (queries
+    # through the English query adapter sit off the reviews' own distribution, which a sparser graph serves worse);
+    # building costs about twice as long, still minutes next to the hour the encoder takes for 1M reviews.
+    ef_construction: int = 128
+    ef_search: int | None = None
     exact_filter_limit: int = 20_000
     # Chosen on the dev splits of benchmarks/reviews.py (``--split dev``), with the default embedder (use-m3):
     # English title queries lean on their words, Chinese category + sentiment queries on their meaning.
@@ -103,7 +107,21 @@ class IndexConfig:
     query_sentiment_min: float = 0.2
 
 
-BUILD_FIELDS = ("hnsw_threshold", "hnsw_m", "ef_construction", "ef_search", "exact_filter_limit")
+BUILD_FIELDS = ("hnsw_threshold", "hnsw_m", "ef_construction", "exact_filter_limit")
+
+
+def auto_ef_search(n_vectors: int) -> int:
+    """The HNSW search beam for an index of ``n_vectors``: the smallest that kept recall@10 >= 0.95 against exact
+    search in ``benchmarks/reviews.py`` (vectors shaped like real review embeddings, ``use-m3`` queries with the
+    English query adapter), one thread, query encoding included:
+
+    * 100k vectors: efSearch 512, recall@10 0.97, p95 5 ms;
+    * 1M vectors: efSearch 2048, recall@10 0.97, p95 12 ms (1024: 0.94).
+
+    A graph needs a wider beam as it grows; between the measured sizes the larger setting is used. Beyond 1M it is
+    unmeasured: set ``IndexConfig.ef_search`` (4096 gave 0.99 at p95 21 ms on 1M).
+    """
+    return 512 if n_vectors <= 200_000 else 2048
 
 
 @dataclass
@@ -203,8 +221,11 @@ class ReviewIndex:
 
         index = faiss.IndexHNSWFlat(self.dim, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = self.config.ef_construction
-        index.hnsw.efSearch = self.config.ef_search
         return index
+
+    def ef_search(self) -> int:
+        """The HNSW search beam used for this index now (``IndexConfig.ef_search``, else by size)."""
+        return self.config.ef_search or auto_ef_search(len(self))
 
     def add(self, rows: pd.DataFrame, vectors: np.ndarray) -> int:
         """Add reviews (``rows`` with :data:`META_COLUMNS`, text already redacted) and their unit vectors.
@@ -283,12 +304,12 @@ class ReviewIndex:
                 top = np.argsort(-scores)[:k]
                 return subset[top], scores[top]
             sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(np.packbits(allowed, bitorder="little")))
-            params = (faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.config.ef_search, k))
+            params = (faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.ef_search(), k))
                       if self.kind == "hnsw" else faiss.SearchParameters(sel=sel))
             scores, ids = self.faiss.search(q, k, params=params)
         else:
             if self.kind == "hnsw":
-                self.faiss.hnsw.efSearch = max(self.config.ef_search, k)
+                self.faiss.hnsw.efSearch = max(self.ef_search(), k)
             scores, ids = self.faiss.search(q, k)
         ok = ids[0] >= 0
         return ids[0][ok], scores[0][ok]
@@ -462,8 +483,6 @@ class ReviewIndex:
         # A BM25 saved with other terms or parameters (indexes from before stemming) is rebuilt from the tokens.
         if (path / "bm25").exists() and manifest.get("bm25") == index._bm25_settings():
             index._bm25 = bm25s.BM25.load(str(path / "bm25"), show_progress=False)
-        if index.kind == "hnsw":
-            index.faiss.hnsw.efSearch = index.config.ef_search
         if len(index.meta) != len(index):
             raise ValueError(f"Index at {path} is inconsistent ({len(index)} vectors, {len(index.meta)} rows); "
                              "rebuild it.")
