@@ -111,15 +111,15 @@ BUILD_FIELDS = ("hnsw_threshold", "hnsw_m", "ef_construction", "exact_filter_lim
 
 
 def auto_ef_search(n_vectors: int) -> int:
-    """The HNSW search beam for an index of ``n_vectors``: the smallest that kept recall@10 >= 0.95 against exact
-    search in ``benchmarks/reviews.py`` (vectors shaped like real review embeddings, ``use-m3`` queries with the
+    """The HNSW search beam for an index of ``n_vectors``: one that kept recall@10 above 0.95, with a margin, against
+    exact search in ``benchmarks/reviews.py`` (vectors shaped like real review embeddings, ``use-m3`` queries with the
     English query adapter), one thread, query encoding included:
 
-    * 100k vectors: efSearch 512, recall@10 0.97, p95 5 ms;
+    * 100k vectors: efSearch 512, recall@10 0.98, p95 4 ms (256: 0.96);
     * 1M vectors: efSearch 2048, recall@10 0.97, p95 12 ms (1024: 0.94).
 
     A graph needs a wider beam as it grows; between the measured sizes the larger setting is used. Beyond 1M it is
-    unmeasured: set ``IndexConfig.ef_search`` (4096 gave 0.99 at p95 21 ms on 1M).
+    unmeasured: set ``IndexConfig.ef_search`` (4096 gave 0.99 at p95 23 ms on 1M).
     """
     return 512 if n_vectors <= 200_000 else 2048
 
