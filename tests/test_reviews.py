@@ -411,6 +411,23 @@ def test_review_insights_category_uses_labels_and_rejects_unknown(review_shop):
         SPEC.run(review_shop, target="blue-mug")
 
 
+
+def test_review_tools_accept_the_words_an_operator_uses_for_a_category(review_shop):
+    from tools.review_insights import SPEC as INSIGHTS
+    from tools.search_reviews import SPEC as SEARCH
+
+    # "dresses" and "dress" name the category stored as "Dresses"; the tools answer for it, not with an error.
+    for word in ("dresses", "dress", "DRESSES"):
+        assert INSIGHTS.run(review_shop, target=word).data["target"] == {"kind": "category", "value": "Dresses"}
+    hits = SEARCH.run(review_shop, query="fabric", filters={"category": "dress"}).data
+    assert hits["reviews"] and {r["category"] for r in hits["reviews"]} == {"Dresses"}
+    assert hits["filters"]["category"] == "Dresses"
+    # The error for an unknown target names examples of both languages' categories, spelled "categories".
+    from tools.base import ToolInputError
+
+    with pytest.raises(ToolInputError, match=r"categories: .*(酒店.*Dresses|Dresses.*酒店)"):
+        INSIGHTS.run(review_shop, target="shoes")
+
 def test_new_import_is_added_once(review_shop, tmp_path):
     from tools.importer import import_file
     from tools.review_store import open_index

@@ -35,15 +35,21 @@ def _resolve(shop: Shop, target: str, kind: str) -> tuple[str, str | None]:
     if target.lower() == "all" and kind in ("auto", "all"):
         return "all", None
     columns = {"product": "product_id", "category": "category", "collection": "collection"}
+    for k in ([kind] if kind != "auto" else ["product", "category", "collection"]):
+        found = review_store.stored_value(shop, columns[k], target)  # "dresses" finds the category "Dresses"
+        if found is not None:
+            return k, found
     with shop.connect(read_only=True) as con:
-        for k in ([kind] if kind != "auto" else ["product", "category", "collection"]):
-            if con.execute(f"SELECT 1 FROM reviews WHERE {columns[k]} = ? LIMIT 1", [target]).fetchall():
-                return k, target
-        examples = {k: [r[0] for r in con.execute(f"""
-            SELECT {c} FROM reviews WHERE {c} IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 5""").fetchall()]
+        # The most reviewed values of each language, so a shop with reviews in both sees examples of both.
+        examples = {k: list(dict.fromkeys(r[0] for r in con.execute(f"""
+            SELECT {c} FROM (SELECT {c}, language, count(*) AS n,
+                                    row_number() OVER (PARTITION BY language ORDER BY count(*) DESC, {c}) AS r
+                             FROM reviews WHERE {c} IS NOT NULL GROUP BY 1, 2)
+            WHERE r <= 3 ORDER BY r, n DESC""").fetchall()))
                     for k, c in columns.items()}
     what = "product, category or collection" if kind == "auto" else kind
-    hints = "; ".join(f"{k}s: {', '.join(map(str, v))}" for k, v in examples.items() if v)
+    plural = {"product": "products", "category": "categories", "collection": "collections"}
+    hints = "; ".join(f"{plural[k]}: {', '.join(map(str, v))}" for k, v in examples.items() if v)
     raise ToolInputError(f"No reviews for {what} {target!r}. Try one with reviews ({hints}), or 'all'.")
 
 

@@ -84,6 +84,30 @@ def read_reviews(shop: Shop, only_ids: list[str] | None = None) -> pd.DataFrame:
     return df
 
 
+def _spellings(value: str) -> list[str]:
+    """Lower-case forms ``value`` may be stored under: itself, plural and singular (dress ~ Dresses)."""
+    v = value.strip().lower()
+    forms = {v, v + "s", v + "es"}
+    if v.endswith("s"):
+        forms.add(v[:-1])
+    if v.endswith("es"):
+        forms.add(v[:-2])
+    return sorted(forms)
+
+
+def stored_value(shop: Shop, column: str, value: str) -> str | None:
+    """How ``value`` is spelled in the reviews' ``column`` (product_id, category or collection): itself when some
+    review has it, else the most common stored value equal to it up to case and a plural ending; None if none."""
+    with shop.connect(read_only=True) as con:
+        if con.execute(f"SELECT 1 FROM reviews WHERE {column} = ? LIMIT 1", [value]).fetchall():
+            return value
+        forms = _spellings(value)
+        found = con.execute(f"""
+            SELECT {column} FROM reviews WHERE lower(CAST({column} AS VARCHAR)) IN ({", ".join("?" * len(forms))})
+            GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1""", forms).fetchall()
+    return found[0][0] if found else None
+
+
 def review_ids(shop: Shop) -> list[str]:
     with shop.connect(read_only=True) as con:
         return [r[0] for r in con.execute("SELECT review_id FROM reviews").fetchall()]

@@ -44,13 +44,15 @@ class SearchReviewsArgs(BaseModel):
                                                                                  "(exact words only).")
 
 
-def check_known(shop: Shop, column: str, value: str | None, what: str) -> None:
-    """Raise ToolInputError naming some valid values when no review has ``column = value``."""
+def check_known(shop: Shop, column: str, value: str | None, what: str) -> str | None:
+    """``value`` as the reviews spell it (``Dresses`` for ``dresses``); ToolInputError naming some valid values when
+    no review has it."""
     if value is None:
-        return
+        return None
+    found = review_store.stored_value(shop, column, value)
+    if found is not None:
+        return found
     with shop.connect(read_only=True) as con:
-        if con.execute(f"SELECT 1 FROM reviews WHERE {column} = ? LIMIT 1", [value]).fetchall():
-            return
         examples = [r[0] for r in con.execute(f"""
             SELECT {column} FROM reviews WHERE {column} IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 8
             """).fetchall()]
@@ -81,8 +83,9 @@ def describe(f: ReviewFilters) -> str:
 def search_reviews(shop: Shop, args: SearchReviewsArgs) -> ToolResult:
     """Use to find what customers say about something: reviews matching a topic, complaint or phrase (any
     language), optionally for one product/category/rating range/period; returns quotes with review ids."""
-    for column, what in (("product_id", "product"), ("category", "category"), ("collection", "collection")):
-        check_known(shop, column, getattr(args.filters, column), what)
+    known = {column: check_known(shop, column, getattr(args.filters, column), what)
+             for column, what in (("product_id", "product"), ("category", "category"), ("collection", "collection"))}
+    args = args.model_copy(update={"filters": args.filters.model_copy(update=known)})
     filters = to_filters(args.filters)
     index, emb, notes = review_store.index_for_tool(shop)
     mode = {"hybrid": "hybrid", "semantic": "dense", "keyword": "bm25"}[args.mode]
