@@ -9,6 +9,8 @@ Words for the whole history ("ever", "in total", "有史以来", "一共", or "h
 ``period='all'`` when no date is named.
 Relative periods ("so far this year", "上个月", "最近30天") get their period name the same way: the model picked
 ``all`` for "so far this year" in one benchmark run, though the name is in the prompt.
+Exclusions ("outside the UK") and questions about what customers complain about or like (:func:`opinion_hint`,
+pointing to ``review_insights``) get a line too.
 """
 
 from __future__ import annotations
@@ -143,6 +145,31 @@ def exclusion_hint(question: str, language: str = "en") -> str:
     return f"(The question leaves out {x}: do not answer with {x}'s figures.)"
 
 
+# "What do people complain about in dresses?": the local model searched reviews for the word "dresses" (mostly praise)
+# instead of asking review_insights for the complaint themes, and named no review, though the system prompt says
+# which tool fits. Questions about what customers complain about or like are restated as that instruction.
+_OPINION_EN = re.compile(r"(?i)\b(?:complain\w*|complaints?|dislike\w*|unhappy|annoy\w*|"
+                         r"(?P<pos>like|love|praise\w*)) (?:about|with|in|of)\b")
+_OPINION_ZH = re.compile(r"(?:抱怨|投诉|吐槽|不满|差评|(?P<pos>喜欢|好评|称赞))")
+_WHAT_ZH = re.compile(r"什么|哪些|啥|主要")
+
+
+def opinion_hint(question: str, language: str = "en") -> str:
+    """One line pointing a question about what customers complain about or like to ``review_insights``."""
+    text = normalise(question)
+    m = _OPINION_EN.search(text) or (_OPINION_ZH.search(text) if _WHAT_ZH.search(text) else None)
+    if not m:
+        return ""
+    polarity = "positive" if m.group("pos") else "negative"
+    if language == "zh":
+        return (f"（问的是顾客的{'好评' if polarity == 'positive' else '抱怨'}：用 review_insights，"
+                f"polarity='{polarity}'，target 用问题里的原词，不要翻译；回答时写出一两条评价的编号）")
+    return (f"(This asks what customers {'like' if polarity == 'positive' else 'complain about'}: use "
+            f"review_insights with polarity='{polarity}' and the target as the question words it, and name one or "
+            f"two review ids.)")
+
+
 def question_hints(question: str, language: str = "en") -> str:
-    """Every hint for ``question`` (periods, exclusions), one per line; empty when there is none."""
-    return "\n".join(h for h in (period_hint(question, language), exclusion_hint(question, language)) if h)
+    """Every hint for ``question`` (periods, exclusions, review opinions), one per line; empty when there is none."""
+    return "\n".join(h for h in (period_hint(question, language), exclusion_hint(question, language),
+                                  opinion_hint(question, language)) if h)

@@ -303,3 +303,18 @@ def test_cli_ask_reads_stdin_and_fails_with_one_line(small_shop):
     assert "Can't reach the model at http://127.0.0.1:9/v1" in result.output
     assert CliRunner().invoke(app, ["ask", "  ", "--shop", str(small_shop.path)]).exit_code == 2
     assert CliRunner().invoke(app, ["ask", "x", "--provider", "nope"]).exit_code == 2
+
+
+def test_questions_about_complaints_or_praise_point_to_review_insights():
+    from assistant.hints import opinion_hint, question_hints
+
+    assert "review_insights with polarity='negative'" in opinion_hint("What do people complain about in dresses?")
+    assert "polarity='positive'" in opinion_hint("What do customers love about product 1078?")
+    zh = opinion_hint("顾客对酒店主要抱怨什么？", "zh")
+    assert "review_insights" in zh and "polarity='negative'" in zh and "不要翻译" in zh
+    assert "polarity='positive'" in opinion_hint("大家喜欢这款书的哪些地方？", "zh")
+    # Finding reviews that say something is a search, and other questions get no review hint.
+    for question in ("找一下说质量差的评价", "Which customers are slipping away?", "What should I promote next week?",
+                     "I like this: how many orders last week?"):
+        assert opinion_hint(question, "zh" if "评" in question else "en") == ""
+    assert question_hints("What did people complain about in 2011?").count("\n") == 1  # period + opinion
