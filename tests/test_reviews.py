@@ -96,7 +96,6 @@ def test_index_round_trip_and_incremental_add(tmp_path):
     assert (got["created_at"] >= pd.Timestamp("2024-01-10")).all()
 
 
-
 def test_hnsw_search_beam_follows_the_index_size_unless_pinned(tmp_path):
     from local_models.text import IndexConfig, ReviewIndex
     from local_models.text.index import auto_ef_search
@@ -116,6 +115,7 @@ def test_hnsw_search_beam_follows_the_index_size_unless_pinned(tmp_path):
     # A manifest saved with an old fixed beam loads with the size-based one (ef_search is a search setting).
     pinned.save(tmp_path / "ix")
     assert ReviewIndex.load(tmp_path / "ix").ef_search() == auto_ef_search(60)
+
 
 def test_bm25_matches_english_word_forms_and_rebuilds_an_index_saved_before_stemming(tmp_path):
     import json
@@ -411,7 +411,6 @@ def test_review_insights_category_uses_labels_and_rejects_unknown(review_shop):
         SPEC.run(review_shop, target="blue-mug")
 
 
-
 def test_review_tools_accept_the_words_an_operator_uses_for_a_category(review_shop):
     from tools.review_insights import SPEC as INSIGHTS
     from tools.search_reviews import SPEC as SEARCH
@@ -427,6 +426,7 @@ def test_review_tools_accept_the_words_an_operator_uses_for_a_category(review_sh
 
     with pytest.raises(ToolInputError, match=r"categories: .*(酒店.*Dresses|Dresses.*酒店)"):
         INSIGHTS.run(review_shop, target="shoes")
+
 
 def test_new_import_is_added_once(review_shop, tmp_path):
     from tools.importer import import_file

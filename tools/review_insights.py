@@ -39,17 +39,9 @@ def _resolve(shop: Shop, target: str, kind: str) -> tuple[str, str | None]:
         found = review_store.stored_value(shop, columns[k], target)  # "dresses" finds the category "Dresses"
         if found is not None:
             return k, found
-    with shop.connect(read_only=True) as con:
-        # The most reviewed values of each language, so a shop with reviews in both sees examples of both.
-        examples = {k: list(dict.fromkeys(r[0] for r in con.execute(f"""
-            SELECT {c} FROM (SELECT {c}, language, count(*) AS n,
-                                    row_number() OVER (PARTITION BY language ORDER BY count(*) DESC, {c}) AS r
-                             FROM reviews WHERE {c} IS NOT NULL GROUP BY 1, 2)
-            WHERE r <= 3 ORDER BY r, n DESC""").fetchall()))
-                    for k, c in columns.items()}
+    examples = {k: review_store.known_values(shop, c, 6) for k, c in columns.items()}
     what = "product, category or collection" if kind == "auto" else kind
-    plural = {"product": "products", "category": "categories", "collection": "collections"}
-    hints = "; ".join(f"{plural[k]}: {', '.join(map(str, v))}" for k, v in examples.items() if v)
+    hints = "; ".join(f"{review_store.PLURAL[k]}: {', '.join(map(str, v))}" for k, v in examples.items() if v)
     raise ToolInputError(f"No reviews for {what} {target!r}. Try one with reviews ({hints}), or 'all'.")
 
 

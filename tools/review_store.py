@@ -108,6 +108,21 @@ def stored_value(shop: Shop, column: str, value: str) -> str | None:
     return found[0][0] if found else None
 
 
+PLURAL = {"product": "products", "category": "categories", "collection": "collections"}  # for messages
+
+
+def known_values(shop: Shop, column: str, limit: int) -> list:
+    """Up to ``limit`` values of the reviews' ``column`` for an error to suggest: the most reviewed ones, taken in
+    turn from each language, so a shop with reviews in both shows examples of both."""
+    with shop.connect(read_only=True) as con:
+        rows = con.execute(f"""
+            SELECT {column} FROM (SELECT {column}, language, count(*) AS n,
+                                         row_number() OVER (PARTITION BY language ORDER BY count(*) DESC, {column}) AS r
+                                  FROM reviews WHERE {column} IS NOT NULL GROUP BY 1, 2)
+            ORDER BY r, n DESC, 1 LIMIT ?""", [limit]).fetchall()
+    return list(dict.fromkeys(r[0] for r in rows))  # a value reviewed in both languages once
+
+
 def review_ids(shop: Shop) -> list[str]:
     with shop.connect(read_only=True) as con:
         return [r[0] for r in con.execute("SELECT review_id FROM reviews").fetchall()]

@@ -52,12 +52,9 @@ def check_known(shop: Shop, column: str, value: str | None, what: str) -> str | 
     found = review_store.stored_value(shop, column, value)
     if found is not None:
         return found
-    with shop.connect(read_only=True) as con:
-        examples = [r[0] for r in con.execute(f"""
-            SELECT {column} FROM reviews WHERE {column} IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 8
-            """).fetchall()]
-    hint = f" Known {what}s with reviews include: {', '.join(map(str, examples))}." if examples else \
-        f" No review has a {what}."
+    examples = review_store.known_values(shop, column, 8)
+    hint = (f" Known {review_store.PLURAL[what]} with reviews include: {', '.join(map(str, examples))}." if examples
+            else f" No review has a {what}.")
     raise ToolInputError(f"No reviews for {what} {value!r}.{hint}")
 
 
